@@ -1,0 +1,120 @@
+"""The model grid: 1.5 mm isotropic voxels in one fixed orientation.
+
+CT-SAM3D sees every scan the same way: resampled to ``MODEL_SPACING`` mm
+isotropic voxels with identity direction (LPS: array ``(z, y, x)`` axes run
+towards Superior, Posterior and patient-Left), intensities clipped to
+``HU_WINDOW`` and scaled to [0, 1]. A :class:`ModelGrid` is that grid laid over
+one CT's field of view; it converts coordinates both ways and carries masks
+back to the CT's own voxel grid with nearest-neighbour sampling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from .volume import CTVolume
+
+__all__ = ["MODEL_SPACING", "HU_WINDOW", "PAD_HU", "ModelGrid", "normalize_hu"]
+
+MODEL_SPACING = 1.5  # mm, isotropic
+HU_WINDOW = (-125.0, 225.0)  # clipped to this range, then scaled to [0, 1]
+PAD_HU = -1024.0  # value outside the scan (air)
+
+
+def normalize_hu(hu, window=HU_WINDOW, out=None) -> np.ndarray:
+    """Clip HU to ``window`` and scale to [0, 1] as float32."""
+    lo, hi = window
+    a = np.asarray(hu, dtype=np.float32)
+    if out is None:
+        out = np.empty(a.shape, np.float32)
+    np.clip(a, lo, hi, out=out)
+    out -= lo
+    out *= 1.0 / (hi - lo)
+    return out
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """An axis-aligned (identity-direction) isotropic grid in LPS millimetres.
+
+    Attributes:
+        origin_mm: physical position ``(x, y, z)`` of grid voxel ``(0, 0, 0)``.
+        shape: grid size ``(z, y, x)``.
+        spacing: voxel size in mm (isotropic).
+    """
+
+    origin_mm: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    spacing: float = MODEL_SPACING
+
+    @classmethod
+    def covering(cls, ct: CTVolume, spacing: float = MODEL_SPACING) -> "ModelGrid":
+        """The grid covering all voxel centres of ``ct`` (any orientation)."""
+        size = np.asarray(ct.shape) - 1
+        corners = np.array(np.meshgrid(*[[0, s] for s in size], indexing="ij")).reshape(3, -1).T
+        pts = ct.index_to_physical(corners)
+        lo, hi = pts.min(0), pts.max(0)
+        n_xyz = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
+        return cls(tuple(float(v) for v in lo), tuple(int(v) for v in n_xyz[::-1]), float(spacing))
+
+    # --------------------------------------------------------------- coordinates
+    def index_to_physical(self, index_zyx) -> np.ndarray:
+        """Grid index ``(z, y, x)`` (``(..., 3)``, may be fractional) → LPS mm ``(x, y, z)``."""
+        idx = np.asarray(index_zyx, dtype=np.float64)[..., ::-1]
+        return np.asarray(self.origin_mm) + idx * self.spacing
+
+    def physical_to_index(self, point_mm) -> np.ndarray:
+        """LPS mm ``(x, y, z)`` → fractional grid index ``(z, y, x)``."""
+        p = (np.asarray(point_mm, dtype=np.float64) - np.asarray(self.origin_mm)) / self.spacing
+        return p[..., ::-1]
+
+    def from_ct_index(self, ct: CTVolume, index_zyx) -> np.ndarray:
+        """CT voxel index ``(z, y, x)`` → fractional grid index ``(z, y, x)``."""
+        return self.physical_to_index(ct.index_to_physical(index_zyx))
+
+    def to_ct_index(self, ct: CTVolume, grid_index_zyx) -> np.ndarray:
+        """Grid index ``(z, y, x)`` → fractional CT voxel index ``(z, y, x)``."""
+        return ct.physical_to_index(self.index_to_physical(grid_index_zyx))
+
+    # --------------------------------------------------------------- resampling
+    def reference_image(self, pixel_id=sitk.sitkUInt8) -> sitk.Image:
+        """An empty SimpleITK image with this grid's geometry."""
+        img = sitk.Image([int(v) for v in self.shape[::-1]], pixel_id)
+        img.SetSpacing((self.spacing,) * 3)
+        img.SetOrigin(self.origin_mm)
+        return img
+
+    def resample_ct(self, ct: CTVolume, normalize: bool = True) -> np.ndarray:
+        """The CT on this grid, ``(z, y, x)`` float32: linear interpolation,
+        outside filled with air; clipped/scaled to [0, 1] unless ``normalize=False`` (then HU)."""
+        src = ct.image if ct.image.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(ct.image, sitk.sitkFloat32)
+        out = sitk.Resample(src, self.reference_image(sitk.sitkFloat32), sitk.Transform(), sitk.sitkLinear,
+                            PAD_HU, sitk.sitkFloat32)
+        arr = sitk.GetArrayFromImage(out)
+        return normalize_hu(arr, out=arr) if normalize else arr
+
+    def labels_to_grid(self, labels: np.ndarray, ct: CTVolume) -> np.ndarray:
+        """A label map / mask on ``ct``'s grid → this grid (nearest neighbour; 0 outside)."""
+        return self._nearest(labels, ct.image, self.reference_image())
+
+    def mask_to_ct(self, mask: np.ndarray, ct: CTVolume) -> np.ndarray:
+        """A mask / label map on this grid → ``ct``'s exact voxel grid (nearest neighbour).
+
+        Returns an array of shape ``ct.shape`` with ``mask``'s dtype (bool stays bool).
+        """
+        return self._nearest(mask, self.reference_image(), ct.image)
+
+    def _nearest(self, arr: np.ndarray, src_ref: sitk.Image, dst_ref: sitk.Image) -> np.ndarray:
+        arr = np.asarray(arr)
+        if arr.shape != tuple(src_ref.GetSize()[::-1]):
+            raise ValueError(f"array shape {arr.shape} does not match its grid {tuple(src_ref.GetSize()[::-1])} (z, y, x)")
+        is_bool = arr.dtype == bool
+        work = arr.astype(np.uint8) if is_bool else arr
+        if work.dtype == np.int64:
+            work = work.astype(np.int32)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(work))
+        img.CopyInformation(src_ref)
+        out = sitk.GetArrayFromImage(sitk.Resample(img, dst_ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+        return out.astype(bool) if is_bool else out.astype(arr.dtype, copy=False)

@@ -1,0 +1,339 @@
+"""Reading CT scans and label maps, writing masks, all with exact geometry.
+
+Every function here validates its input and raises an error that names the
+file, what is wrong and how to fix it. Nothing here ever writes to the path a
+CT was loaded from.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .volume import CTVolume
+
+__all__ = ["load_ct", "load_labels", "save_mask", "list_dicom_series", "CTLoadError", "HUWarning"]
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+class CTLoadError(ValueError):
+    """A file or folder could not be read as a CT volume / label map."""
+
+
+class HUWarning(UserWarning):
+    """The intensities of a loaded volume do not look like CT Hounsfield units."""
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in IMAGE_SUFFIXES:
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def _check_exists(path) -> Path:
+    if path is None or str(path) == "":
+        raise CTLoadError("no path given: pass the path of a CT file (.nii.gz, .nrrd, .mha) or a DICOM folder")
+    path = Path(path).expanduser()
+    if not path.exists():
+        hint = ""
+        if path.parent.exists():
+            near = sorted(p.name for p in path.parent.iterdir() if p.name[:3] == path.name[:3])[:5]
+            if near:
+                hint = f" Files with a similar name there: {near}."
+        raise FileNotFoundError(f"CT path not found: '{path}'. Check the spelling and the working directory "
+                                f"(now '{Path.cwd()}').{hint}")
+    return path
+
+
+def list_dicom_series(folder) -> dict[str, list[str]]:
+    """DICOM series in ``folder``: ``{series_uid: [file names in slice order]}``."""
+    folder = str(folder)
+    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
+    return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
+
+
+def _read_dicom(folder: Path, series_uid: str | None) -> sitk.Image:
+    series = list_dicom_series(folder)
+    if not series:
+        raise CTLoadError(f"no DICOM series found in folder '{folder}'. Point load_ct at a folder of DICOM "
+                          f"slices, or at an image file ({', '.join(IMAGE_SUFFIXES[:5])}).")
+    listing = ", ".join(f"'{uid}' ({len(f)} files)" for uid, f in series.items())
+    if series_uid is not None:
+        if series_uid not in series:
+            raise CTLoadError(f"series_uid '{series_uid}' is not in '{folder}'. Series there: {listing}.")
+        files = series[series_uid]
+    else:
+        uid, files = max(series.items(), key=lambda kv: len(kv[1]))
+        if len(series) > 1:
+            warnings.warn(f"'{folder}' holds {len(series)} DICOM series; loading the largest, {uid}. "
+                          f"Pass series_uid= to choose another. Series: {listing}.", stacklevel=3)
+    if len(files) < 2:
+        raise CTLoadError(f"the DICOM series in '{folder}' has a single slice: a 2D image, not a CT volume. "
+                          "Export the whole series into this folder.")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError as e:
+        raise CTLoadError(f"could not read the DICOM series in '{folder}': {str(e).strip().splitlines()[-1]}. "
+                          "Some slices may be corrupt or missing.") from None
+
+
+def _check_gzip(path: Path) -> None:
+    """Detect truncated/corrupt gzip before SimpleITK gives a cryptic error."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        raise CTLoadError(f"'{path}' is a truncated or corrupt gzip file ({e}). It was probably cut off while "
+                          "downloading or copying: copy it again, or check it with `gzip -t`.") from None
+
+
+def _read_image(path: Path, what: str) -> sitk.Image:
+    if path.is_dir():
+        raise CTLoadError(f"'{path}' is a folder; {what} must be an image file")
+    if _suffix(path) not in IMAGE_SUFFIXES:
+        raise CTLoadError(f"'{path}' does not have an image suffix ({', '.join(IMAGE_SUFFIXES)}). "
+                          "Convert it, or pass a DICOM folder.")
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
+        raise CTLoadError(f"'{path}' is not a readable image ({msg}). Check that it is a complete NIfTI/NRRD/MHA "
+                          "file and not, e.g., an HTML error page or a different format with a wrong suffix.") from None
+
+
+def _to_3d_scalar(image: sitk.Image, path) -> sitk.Image:
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise CTLoadError(f"'{path}' is a vector/RGB image with {image.GetNumberOfComponentsPerPixel()} "
+                          "components per voxel; a CT has one value (HU) per voxel. Export a scalar volume.")
+    dim = image.GetDimension()
+    if dim == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+        dim = 3
+    if dim == 2:
+        raise CTLoadError(f"'{path}' is a 2D image of size {image.GetSize()}; CT-SAM3D needs a 3D volume. "
+                          "Load the whole series (a DICOM folder) or a 3D file.")
+    if dim != 3:
+        raise CTLoadError(f"'{path}' is a {dim}D image of size {image.GetSize()}; CT-SAM3D needs one 3D volume. "
+                          "For a 4D series pick one time point first, e.g. img[:, :, :, t] in SimpleITK.")
+    if min(image.GetSize()) < 2:
+        raise CTLoadError(f"'{path}' has size {image.GetSize()} (x, y, z): a single slice is a 2D image, "
+                          "not a CT volume.")
+    return image
+
+
+def _check_finite(image: sitk.Image, path) -> None:
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        a = sitk.GetArrayViewFromImage(image)
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise CTLoadError(f"'{path}' has {bad} non-finite voxels (NaN or inf). Replace them before loading, "
+                              "e.g. arr = np.nan_to_num(arr, nan=-1024, posinf=3071, neginf=-1024).")
+
+
+def _warn_if_not_hu(image: sitk.Image, path) -> None:
+    a = sitk.GetArrayViewFromImage(image)
+    step = max(1, int(round((a.size / 2e5) ** (1 / 3))))
+    sample = np.asarray(a[::step, ::step, ::step], dtype=np.float32)
+    lo, med, hi = np.percentile(sample, [1, 50, 99])
+    # CT: air is -1000 and soft tissue 0..100; an MR or an un-rescaled CT (0..4095) has no negative values.
+    if lo > -500 or hi > 5000 or med > 2000:
+        warnings.warn(f"'{path}': intensities do not look like CT Hounsfield units (1st/50th/99th percentile "
+                      f"{lo:.0f}/{med:.0f}/{hi:.0f}; a CT has air near -1000). Is this an MR, or a CT whose "
+                      "rescale slope/intercept was not applied? The model expects HU.", HUWarning, stacklevel=3)
+
+
+def _cast_hu(image: sitk.Image) -> sitk.Image:
+    pid = image.GetPixelID()
+    if pid in (sitk.sitkInt16, sitk.sitkFloat32):
+        return image
+    if pid in (sitk.sitkUInt8, sitk.sitkInt8):
+        return sitk.Cast(image, sitk.sitkInt16)
+    if pid in (sitk.sitkUInt16, sitk.sitkInt32, sitk.sitkUInt32, sitk.sitkInt64, sitk.sitkUInt64):
+        mm = sitk.MinimumMaximumImageFilter()
+        mm.Execute(image)
+        if -32768 <= mm.GetMinimum() and mm.GetMaximum() <= 32767:
+            return sitk.Cast(image, sitk.sitkInt16)
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+def load_ct(path, series_uid: str | None = None) -> CTVolume:
+    """Load a CT from NIfTI, NRRD, MHA or a DICOM series folder.
+
+    Args:
+        path: an image file (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ``.mhd``) or a folder
+            holding a DICOM series.
+        series_uid: for a DICOM folder with several series, which one to read
+            (default: the one with the most slices).
+
+    Returns:
+        CTVolume with HU voxels (int16, or float32 when the values need it) and
+        the file's exact geometry. The array is read-only.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CTLoadError: the file is not a readable 3D scalar image, is corrupt, or
+            holds NaN/inf; the message says how to fix it.
+
+    Example:
+        >>> ct = load_ct("data_samples/phantom_ct.nii.gz")      # doctest: +SKIP
+        >>> ct.shape, ct.spacing                                  # (z, y, x) both  # doctest: +SKIP
+    """
+    path = _check_exists(path)
+    image = _read_dicom(path, series_uid) if path.is_dir() else _read_image(path, "a CT")
+    image = _to_3d_scalar(image, path)
+    _check_finite(image, path)
+    image = _cast_hu(image)
+    _warn_if_not_hu(image, path)
+    return CTVolume(image, source=str(path.resolve()))
+
+
+def _signed_permutation(ct: CTVolume, lab: sitk.Image):
+    """If ``lab``'s voxel grid is ``ct``'s grid with axes flipped/permuted, return
+    (perm, flips) so that ``ct_array = flip(transpose(lab_array, perm), flips)``; else None."""
+    s_ct = np.asarray(ct.image.GetSpacing())
+    s_lab = np.asarray(lab.GetSpacing())
+    d_lab = np.asarray(lab.GetDirection()).reshape(3, 3)
+    a_ct = ct.direction * s_ct  # columns: physical step per ct index (i, j, k)
+    a_lab = d_lab * s_lab
+    m = np.linalg.solve(a_lab, a_ct)  # lab_ijk = m @ ct_ijk + t
+    r = np.rint(m)
+    if not np.allclose(m, r, atol=1e-3) or sorted(np.abs(r).sum(0)) != [1, 1, 1] or abs(abs(np.linalg.det(r)) - 1) > 1e-6:
+        return None
+    t = np.linalg.solve(a_lab, np.asarray(ct.origin) - np.asarray(lab.GetOrigin()))
+    if not np.allclose(t, np.rint(t), atol=1e-2):
+        return None
+    size_ct = np.asarray(ct.image.GetSize())
+    # the ct index box must map exactly onto the label index box
+    corners = np.array([[0, 0, 0], size_ct - 1])
+    mapped = corners @ r.T + np.rint(t)
+    lo, hi = mapped.min(0), mapped.max(0)
+    if np.any(lo != 0) or np.any(hi != np.asarray(lab.GetSize()) - 1):
+        return None
+    # ct axis c (ijk) comes from lab axis src[c]; convert to numpy (z,y,x) axis order
+    src = np.abs(r).argmax(0)
+    sign = r[src, np.arange(3)]
+    perm = tuple(2 - src[::-1])  # numpy axis of lab array feeding numpy axis a of ct array
+    flips = tuple(a for a in range(3) if sign[::-1][a] < 0)
+    return perm, flips
+
+
+def _describe_geometry(img: sitk.Image) -> str:
+    f = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"  # noqa: E731
+    return (f"size(x,y,z)={img.GetSize()}, spacing={f(img.GetSpacing())}, origin={f(img.GetOrigin())}, "
+            f"direction={f(img.GetDirection())}")
+
+
+def load_labels(path, like: CTVolume) -> np.ndarray:
+    """Load a label map and return it on ``like``'s voxel grid, ``(z, y, x)``.
+
+    A label map whose grid coincides physically with the CT's but with axes
+    flipped or permuted (common after NIfTI reorientation) is rearranged
+    exactly, with no interpolation. Any other geometry is refused.
+
+    Returns:
+        Integer array (uint8/uint16/int32) of shape ``like.shape``.
+    """
+    if not isinstance(like, CTVolume):
+        raise TypeError(f"like= must be the CTVolume the labels belong to (from load_ct), got {type(like).__name__}")
+    path = _check_exists(path)
+    image = _to_3d_scalar(_read_image(path, "a label map"), path)
+    arr = sitk.GetArrayFromImage(image)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
+            raise CTLoadError(f"'{path}' holds non-integer values: not a label map. Label maps must hold integer "
+                              "structure ids (0 = background). Was it resampled with linear interpolation?")
+        arr = arr.astype(np.int32)
+    if arr.min() < 0:
+        raise CTLoadError(f"'{path}' holds negative values ({arr.min()}): label ids must be >= 0.")
+    if like.same_geometry(image):
+        out = arr
+    else:
+        sp = _signed_permutation(like, image)
+        if sp is None:
+            raise CTLoadError(
+                f"label map '{path}' does not lie on the CT's voxel grid.\n  labels: {_describe_geometry(image)}\n"
+                f"  CT:     {_describe_geometry(like.image)}\nResample it onto the CT with nearest-neighbour "
+                "interpolation first (sitk.Resample(labels, ct.image, sitk.Transform(), sitk.sitkNearestNeighbor)), "
+                "or check that it belongs to this CT.")
+        perm, flips = sp
+        out = np.transpose(arr, perm)
+        if flips:
+            out = np.flip(out, flips)
+    out = np.ascontiguousarray(out)
+    mx = int(out.max()) if out.size else 0
+    dtype = np.uint8 if mx < 256 else np.uint16 if mx < 65536 else np.int32
+    return out.astype(dtype, copy=False)
+
+
+def _write_suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in WRITE_SUFFIXES:
+        if name.endswith(s):
+            return s
+    raise ValueError(f"cannot tell the format of '{path}' from its suffix; use one of {', '.join(WRITE_SUFFIXES)}")
+
+
+def save_mask(mask, like: CTVolume, path, overwrite: bool = False) -> Path:
+    """Write a mask or label map in ``like``'s exact geometry, atomically.
+
+    Args:
+        mask: bool or integer array of shape ``like.shape`` (z, y, x).
+        like: the CTVolume the mask belongs to (its geometry is copied).
+        path: output file; the suffix picks the format (.nii.gz, .nii, .nrrd, .mha).
+        overwrite: replace an existing file. Without it an existing file is never touched.
+
+    Returns:
+        The resolved output path.
+    """
+    if not isinstance(like, CTVolume):
+        raise TypeError(f"like= must be the CTVolume the mask belongs to, got {type(like).__name__}")
+    mask = np.asarray(mask)
+    if mask.shape != like.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from the CT's {like.shape} (z, y, x); "
+                         "map model-grid masks back with grid.mask_to_ct first")
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    elif mask.dtype.kind not in "iu":
+        raise TypeError(f"mask must be bool or integer labels, got dtype {mask.dtype}")
+    elif mask.size and (mask.min() < 0 or mask.max() > 65535):
+        raise ValueError("label values must lie in 0..65535")
+    else:
+        mask = mask.astype(np.uint8 if (mask.max() if mask.size else 0) < 256 else np.uint16)
+    path = Path(path).expanduser()
+    suffix = _write_suffix(path)
+    target = path.resolve()
+    if like.source is not None:
+        src = Path(like.source).resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(like.image)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, tmp, useCompression=True)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target

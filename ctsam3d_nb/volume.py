@@ -1,0 +1,157 @@
+"""`CTVolume`: a CT scan with its exact geometry.
+
+Conventions used everywhere in ctsam3d_nb:
+
+* Arrays are in numpy order ``(z, y, x)`` (slice, row, column), as
+  ``SimpleITK.GetArrayFromImage`` returns them.
+* Voxel indices given to or returned by the public API are ``(z, y, x)``.
+* Physical points are millimetres in SimpleITK's patient frame (LPS:
+  +x towards the patient's Left, +y Posterior, +z Superior), ordered ``(x, y, z)``
+  like SimpleITK. Any name holding physical coordinates says ``mm`` or ``physical``.
+* ``spacing`` is given per array axis ``(z, y, x)`` in mm, so that
+  ``array.shape[i]`` and ``spacing[i]`` belong together.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["CTVolume"]
+
+
+def _as_direction(direction) -> np.ndarray:
+    d = np.asarray(direction, dtype=np.float64)
+    if d.size != 9:
+        raise ValueError(f"direction must be a 3x3 matrix (9 numbers), got {d.size} numbers")
+    d = d.reshape(3, 3)
+    if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+        raise ValueError("direction must be orthonormal (columns are the unit axes of i, j, k)")
+    return d
+
+
+@dataclass(frozen=True, eq=False)
+class CTVolume:
+    """A CT volume: Hounsfield units on a voxel grid with exact geometry.
+
+    The SimpleITK image is the single source of truth; ``array`` is a
+    read-only view of its voxels, so holding a CTVolume does not double memory
+    and the loaded CT can never be modified by accident.
+
+    Attributes:
+        image: the SimpleITK image (3D, scalar).
+        source: the path it was loaded from, or None for in-memory volumes.
+
+    Example:
+        >>> ct = CTVolume.from_array(np.full((4, 5, 6), -1000, np.int16), spacing=(3.0, 1.5, 1.5))
+        >>> ct.shape, ct.spacing
+        ((4, 5, 6), (3.0, 1.5, 1.5))
+    """
+
+    image: sitk.Image
+    source: str | None = None
+
+    def __post_init__(self):
+        if self.image.GetDimension() != 3:
+            raise ValueError(f"CTVolume needs a 3D image, got {self.image.GetDimension()}D")
+        if self.image.GetNumberOfComponentsPerPixel() != 1:
+            raise ValueError("CTVolume needs a scalar image, got a vector/multi-component image")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_array(
+        cls,
+        array: np.ndarray,
+        spacing=(1.0, 1.0, 1.0),
+        origin=(0.0, 0.0, 0.0),
+        direction=None,
+        source: str | None = None,
+    ) -> "CTVolume":
+        """Build a volume from a ``(z, y, x)`` HU array.
+
+        Args:
+            array: 3D array ``(z, y, x)`` of Hounsfield units (int16 or float32 recommended).
+            spacing: voxel size in mm per array axis ``(z, y, x)``.
+            origin: physical position in mm (LPS, ``(x, y, z)``) of voxel ``(0, 0, 0)``.
+            direction: 3x3 direction cosines as SimpleITK (column ``c`` is the
+                physical direction of index axis ``c`` in (i, j, k) = (x, y, z) order);
+                identity if None.
+        """
+        array = np.asarray(array)
+        if array.ndim != 3:
+            raise ValueError(f"CT array must be 3D (z, y, x), got shape {array.shape}")
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        if array.dtype == bool:
+            raise TypeError("CT array is boolean; pass Hounsfield units (int16/float32)")
+        spacing = tuple(float(s) for s in spacing)
+        if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
+            raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing}")
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+        image.SetSpacing(spacing[::-1])
+        image.SetOrigin(tuple(float(o) for o in origin))
+        if direction is not None:
+            image.SetDirection(tuple(_as_direction(direction).ravel()))
+        return cls(image, source)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def array(self) -> np.ndarray:
+        """Read-only ``(z, y, x)`` view of the voxels in HU (no copy)."""
+        a = sitk.GetArrayViewFromImage(self.image)
+        a.flags.writeable = False
+        return a
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(z, y, x)``."""
+        return tuple(self.image.GetSize()[::-1])
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm per array axis ``(z, y, x)``."""
+        return tuple(self.image.GetSpacing()[::-1])
+
+    @property
+    def origin(self) -> tuple[float, float, float]:
+        """Physical position (mm, LPS, ``(x, y, z)``) of voxel ``(0, 0, 0)``."""
+        return tuple(self.image.GetOrigin())
+
+    @property
+    def direction(self) -> np.ndarray:
+        """3x3 direction cosines as SimpleITK (columns: index axes i, j, k = x, y, z)."""
+        return np.asarray(self.image.GetDirection(), dtype=np.float64).reshape(3, 3)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in millilitres."""
+        return float(np.prod(self.spacing)) / 1000.0
+
+    def index_to_physical(self, index_zyx) -> np.ndarray:
+        """Voxel index ``(z, y, x)`` (may be fractional, shape ``(..., 3)``) → LPS mm ``(x, y, z)``."""
+        idx = np.asarray(index_zyx, dtype=np.float64)[..., ::-1]
+        spacing_xyz = np.asarray(self.image.GetSpacing())
+        return np.asarray(self.origin) + (idx * spacing_xyz) @ self.direction.T
+
+    def physical_to_index(self, point_mm) -> np.ndarray:
+        """LPS mm ``(x, y, z)`` (shape ``(..., 3)``) → fractional voxel index ``(z, y, x)``."""
+        p = np.asarray(point_mm, dtype=np.float64) - np.asarray(self.origin)
+        spacing_xyz = np.asarray(self.image.GetSpacing())
+        ijk = (p @ self.direction) / spacing_xyz
+        return ijk[..., ::-1]
+
+    def same_geometry(self, other: "CTVolume | sitk.Image", tol: float = 1e-4) -> bool:
+        """True if ``other`` has the same size, spacing, origin and direction."""
+        img = other.image if isinstance(other, CTVolume) else other
+        return (
+            img.GetSize() == self.image.GetSize()
+            and np.allclose(img.GetSpacing(), self.image.GetSpacing(), atol=tol)
+            and np.allclose(img.GetOrigin(), self.image.GetOrigin(), atol=tol * 10)
+            and np.allclose(img.GetDirection(), self.image.GetDirection(), atol=tol)
+        )
+
+    def __repr__(self) -> str:
+        sp = ", ".join(f"{s:.3g}" for s in self.spacing)
+        src = f", source={self.source!r}" if self.source else ""
+        return f"CTVolume(shape(z,y,x)={self.shape}, spacing(z,y,x)=({sp}) mm{src})"
