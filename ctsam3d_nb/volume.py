@@ -21,6 +21,22 @@ import SimpleITK as sitk
 __all__ = ["CTVolume"]
 
 
+class _ImageView(np.ndarray):
+    """A numpy view of a SimpleITK image's buffer that keeps the image alive.
+
+    ``sitk.GetArrayViewFromImage`` alone dangles once the image is freed (e.g.
+    ``load_ct(p).array`` after the CTVolume is gone); holding the image here,
+    and being the ``base`` of every slice, prevents that.
+    """
+
+    _owner = None
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        # results of arithmetic are new arrays: hand them back as plain ndarrays
+        out = np.asarray(arr).view(np.ndarray)
+        return out[()] if return_scalar else out
+
+
 def _as_direction(direction) -> np.ndarray:
     d = np.asarray(direction, dtype=np.float64)
     if d.size != 9:
@@ -99,7 +115,8 @@ class CTVolume:
     @property
     def array(self) -> np.ndarray:
         """Read-only ``(z, y, x)`` view of the voxels in HU (no copy)."""
-        a = sitk.GetArrayViewFromImage(self.image)
+        a = sitk.GetArrayViewFromImage(self.image).view(_ImageView)
+        a._owner = self.image
         a.flags.writeable = False
         return a
 

@@ -268,3 +268,15 @@ def test_integer_types_become_int16(tmp_path):
     ct = load_ct(tmp_path / "i32.nii.gz")
     assert ct.array.dtype == np.int16
     np.testing.assert_array_equal(ct.array, synthetic_hu())
+
+
+def test_array_stays_valid_after_volume_is_gone(tmp_path):
+    import gc
+
+    f = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(_ct().image, str(f))
+    arr = load_ct(f).array[2:5]  # the CTVolume is dropped right away
+    gc.collect()
+    junk = [np.full(10**6, 7, np.int16) for _ in range(10)]  # reuse freed memory
+    np.testing.assert_array_equal(arr, synthetic_hu((12, 10, 8))[2:5])
+    del junk

@@ -1,0 +1,83 @@
+"""Simulated clicks: the standard protocol of interactive segmentation.
+
+The first click goes to the interior point of the target farthest from its
+boundary; each next click goes to the point farthest from the boundary of the
+largest error region (missed voxels → positive click, extra voxels → negative
+click). This is the protocol of RITM, SAM-Med3D and the CVPR 2025 3D
+interactive segmentation challenge. Distances use the voxel spacing, so
+anisotropic scans get the geometrically deepest point.
+
+All points are voxel indices ``(z, y, x)`` of the given arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["first_click", "next_click", "deepest_point"]
+
+
+def _bbox(mask: np.ndarray, pad: int = 1):
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(0) - pad, 0)
+    hi = np.minimum(idx.max(0) + pad + 1, mask.shape)
+    return tuple(slice(a, b) for a, b in zip(lo, hi))
+
+
+def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | None = None,
+                  min_fraction: float = 0.5) -> tuple[int, int, int]:
+    """The voxel of ``mask`` farthest from its boundary (the volume's edge counts as boundary).
+
+    With ``rng``, a random voxel among those at least ``min_fraction`` × the maximum
+    depth instead (the seeded variant used in training). Ties go to the first voxel in
+    C order, so the result is deterministic.
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be 3D (z, y, x), got shape {mask.shape}")
+    if not mask.any():
+        raise ValueError("mask is empty: there is no interior point to click")
+    box = _bbox(mask)
+    sub = np.pad(mask[box], 1)  # the volume edge is a boundary too
+    dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    if rng is None:
+        local = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    else:
+        cand = np.argwhere(dist >= min_fraction * dist.max())
+        local = cand[rng.integers(len(cand))]
+    return tuple(int(l + s.start) for l, s in zip(local, box))
+
+
+def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None) -> tuple[int, int, int]:
+    """First click for target ``gt`` (bool ``(z, y, x)``): its deepest interior point."""
+    return deepest_point(gt, spacing, rng)
+
+
+def next_click(pred: np.ndarray, gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None):
+    """Next click from the errors of ``pred`` against ``gt``.
+
+    Returns:
+        ``((z, y, x), positive)`` at the deepest point of the largest error component
+        (a false-negative component gives a positive click, a false-positive one a
+        negative click), or ``None`` when ``pred`` equals ``gt``.
+    """
+    pred = np.asarray(pred, bool)
+    gt = np.asarray(gt, bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred {pred.shape} and gt {gt.shape} must have the same shape")
+    best = None
+    for positive, err in ((True, gt & ~pred), (False, pred & ~gt)):
+        if not err.any():
+            continue
+        box = _bbox(err, pad=0)
+        lab, n = ndimage.label(err[box])
+        sizes = np.bincount(lab.ravel())[1:]
+        k = int(np.argmax(sizes))
+        if best is None or sizes[k] > best[0]:
+            comp = np.zeros_like(err)
+            comp[box] = lab == k + 1
+            best = (int(sizes[k]), comp, positive)
+    if best is None:
+        return None
+    _, comp, positive = best
+    return deepest_point(comp, spacing, rng), positive

@@ -1,0 +1,91 @@
+"""Click simulation on shapes whose right answer is known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ctsam3d_nb.clicks import deepest_point, first_click, next_click
+
+
+def ball(shape, center, r, spacing=(1, 1, 1)):
+    idx = np.indices(shape).astype(float)
+    d2 = sum(((i - c) * s) ** 2 for i, c, s in zip(idx, center, spacing))
+    return d2 <= r * r
+
+
+def test_first_click_is_centre_of_ball():
+    gt = ball((40, 40, 40), (17, 22, 20), 9)
+    assert first_click(gt) == (17, 22, 20)
+
+
+def test_first_click_uses_spacing():
+    # a box 10 voxels thick in z at 4 mm and 30 voxels in x/y at 1 mm: 40 mm vs 30 mm;
+    # deepest point is at the centre either way, but in voxel terms z would be "thin"
+    gt = np.zeros((20, 40, 40), bool)
+    gt[5:15, 5:35, 5:35] = True
+    z, y, x = first_click(gt, spacing=(4.0, 1.0, 1.0))
+    assert 8 <= z <= 11 and 19 <= y <= 20 and 19 <= x <= 20
+    # without the spacing, the 10-voxel-thin z axis would bind: only the middle slices tie
+    assert first_click(gt)[0] in (9, 10)
+
+
+def test_first_click_prefers_the_thick_part():
+    gt = np.zeros((30, 60, 30), bool)
+    gt[10:20, 0:30, 10:20] = True  # thin bar
+    gt[2:28, 30:56, 2:28] = True  # thick block
+    z, y, x = first_click(gt)
+    assert 30 <= y < 56 and 13 <= z <= 16 and 13 <= x <= 16
+
+
+def test_volume_edge_counts_as_boundary():
+    gt = np.zeros((20, 20, 20), bool)
+    gt[:, :, :12] = True  # touches the volume's faces
+    z, y, x = first_click(gt)
+    assert gt[z, y, x] and 4 <= x <= 7 and 5 <= z <= 14
+
+
+def test_random_variant_is_seeded_and_deep():
+    gt = ball((40, 40, 40), (20, 20, 20), 12)
+    a = first_click(gt, rng=np.random.default_rng(5))
+    b = first_click(gt, rng=np.random.default_rng(5))
+    assert a == b and gt[a]
+    depth = ndimage.distance_transform_edt(gt)
+    assert depth[a] >= 0.5 * depth.max()
+    picks = {first_click(gt, rng=np.random.default_rng(s)) for s in range(10)}
+    assert len(picks) > 5  # it does vary with the seed
+
+
+def test_next_click_positive_in_missed_region():
+    gt = ball((40, 40, 40), (20, 20, 20), 10)
+    pred = gt.copy()
+    pred[:, :, 20:] = False  # missed the x >= 20 half
+    (z, y, x), positive = next_click(pred, gt)
+    assert positive and gt[z, y, x] and not pred[z, y, x] and x > 20
+
+
+def test_next_click_negative_on_largest_false_positive():
+    gt = ball((50, 50, 50), (15, 15, 15), 8)
+    pred = gt.copy()
+    pred[30:45, 30:45, 30:45] = True  # big leak: 15³
+    pred[15, 15, 14:16] = False  # tiny miss
+    (z, y, x), positive = next_click(pred, gt)
+    assert not positive and (z, y, x) == (37, 37, 37)
+
+
+def test_next_click_picks_largest_of_several_components():
+    gt = np.zeros((30, 30, 60), bool)
+    gt[5:25, 5:25, 2:20] = True
+    gt[5:25, 5:25, 30:58] = True
+    pred = np.zeros_like(gt)
+    (z, y, x), positive = next_click(pred, gt)
+    assert positive and 30 <= x < 58  # the larger of the two misses
+
+
+def test_next_click_none_when_perfect_and_shape_check():
+    gt = ball((20, 20, 20), (10, 10, 10), 5)
+    assert next_click(gt, gt) is None
+    with pytest.raises(ValueError, match="same shape"):
+        next_click(gt[:10], gt)
+    with pytest.raises(ValueError, match="empty"):
+        deepest_point(np.zeros((5, 5, 5), bool))
