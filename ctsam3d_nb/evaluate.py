@@ -1,0 +1,236 @@
+"""Evaluate a model with simulated clicks on a dataset folder; resumable CSV + summary table.
+
+    python -m ctsam3d_nb.evaluate --dataset flare22 --root ~/data/FLARE22Train \\
+        --model nano --clicks 10 --out results.csv [--structures liver spleen] [--max-cases 5]
+    python -m ctsam3d_nb.evaluate --dataset folder --root my_cases --convention btcv --out r.csv
+    python -m ctsam3d_nb.evaluate --dataset phantom --seeds 900000 900001 --out phantom.csv
+
+One CSV row per case × structure × click (columns: `CSV_COLUMNS`). Every
+structure present in a case's label map is evaluated (or those of
+``--structures``); structures absent from a case are skipped, not scored.
+
+Resuming: the rows of a case are appended and flushed in one go when the case
+is done, so a run started again with the same ``--out`` skips finished
+(dataset, case, structure) targets. A case that already has rows counts as
+finished, unless ``--structures`` names structures it has no rows for (to add
+structures to finished cases, name them). Rows of a case cut off by an
+interruption are dropped and the case is redone.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import anatomy
+from .evaluation.aggregate import summary_table
+from .evaluation.datasets import DATASETS, open_dataset
+from .evaluation.interactive import RECORD_COLUMNS, evaluate_interactive
+
+__all__ = ["main", "build_parser", "CSV_COLUMNS"]
+
+#: Columns of the results CSV (``hd95`` is added before ``model`` with --hd95).
+CSV_COLUMNS = ("dataset", "case", "structure", "structure_id",
+               *(c for c in RECORD_COLUMNS if c != "structure"), "model")
+_TARGET = ["dataset", "case", "structure"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ctsam3d_nb.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="dataset layout")
+    p.add_argument("--root", help="dataset folder (not for phantom)")
+    p.add_argument("--out", required=True, help="results CSV; an existing one is resumed")
+    p.add_argument("--model", default="nano", help="model config name (nano, tiny, base) or checkpoint path")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights instead of trained ones (pipeline smoke tests only)")
+    p.add_argument("--clicks", type=int, default=10, help="simulated clicks per target (default 10)")
+    p.add_argument("--structures", nargs="+", metavar="NAME", help="ontology names to evaluate (default: all present)")
+    p.add_argument("--max-cases", type=int, help="evaluate only the first N cases")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
+    p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
+    g = p.add_argument_group("dataset options")
+    g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
+                   "amos22: training/validation")
+    g.add_argument("--version", choices=["v1", "v2"], help="totalsegmentator version (default: detected)")
+    g.add_argument("--convention", help="folder: label convention (amos22, btcv, ...); default ontology ids")
+    g.add_argument("--seeds", nargs="+", type=int, help="phantom: seeds of the held-out phantoms")
+    g.add_argument("--phantom-shape", nargs=3, type=int, default=(400, 256, 256), metavar=("Z", "Y", "X"))
+    g.add_argument("--phantom-spacing", nargs=3, type=float, default=(1.5, 1.5, 1.5), metavar=("Z", "Y", "X"))
+    return p
+
+
+def _open(args):
+    opts = {}
+    if args.dataset == "phantom":
+        if not args.seeds:
+            raise ValueError("--dataset phantom needs --seeds, e.g. --seeds 900000 900001")
+        opts = {"seeds": args.seeds, "shape": args.phantom_shape, "spacing": args.phantom_spacing}
+    elif not args.root:
+        raise ValueError(f"--dataset {args.dataset} needs --root, the dataset folder")
+    if args.split:
+        if args.dataset not in ("totalsegmentator", "word", "amos22"):
+            raise ValueError(f"--split does not apply to {args.dataset}")
+        opts["split"] = args.split
+    if args.version:
+        opts["version"] = args.version
+    if args.convention:
+        opts["convention"] = args.convention
+    return open_dataset(args.dataset, args.root, **opts)
+
+
+def _wanted_structures(args, ds) -> list[str] | None:
+    if not args.structures:
+        return None
+    names = [anatomy.by_name(n).name for n in args.structures]  # KeyError suggests close names
+    unknown = [n for n in names if n not in ds.structures]
+    if unknown:
+        raise ValueError(f"{args.dataset} does not label {unknown}; it labels: {', '.join(ds.structures)}")
+    return list(dict.fromkeys(names))
+
+
+def _read_done(out: Path, n_clicks: int) -> pd.DataFrame:
+    """Rows of finished targets in an existing results CSV (rewriting it if its last case was cut off)."""
+    if not out.exists() or out.stat().st_size == 0:
+        return pd.DataFrame(columns=list(CSV_COLUMNS))
+    try:
+        old = pd.read_csv(out, dtype={"case": str, "dataset": str, "structure": str})
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot resume from '{out}': not a readable CSV ({e}). Move it away or pick another --out.")
+    missing = [c for c in ("dataset", "case", "structure", "click", "dice") if c not in old.columns]
+    if missing:
+        raise ValueError(f"'{out}' is not a results file of this tool (no columns {missing}); pick another --out")
+    ok = old.dropna(subset=["click", "dice"])
+    counts = ok.groupby(_TARGET)["click"].agg(["size", "max"])
+    partial = counts[(counts["size"] != n_clicks) | (counts["max"] != n_clicks)]
+    if not partial.empty:
+        # a case's rows are written in one go: only the last case can have been cut off
+        last_case = tuple(old[["dataset", "case"]].iloc[-1])
+        others = [t for t in partial.index if t[:2] != last_case or counts.loc[t, "size"] > n_clicks]
+        if others:
+            sizes = sorted({int(counts.loc[t, "size"]) for t in others})
+            raise ValueError(f"'{out}' holds targets with {sizes} clicks, e.g. {others[0]}, but --clicks is "
+                             f"{n_clicks}. Resume with the same --clicks, or write to another --out.")
+        old = old[(old["dataset"] != last_case[0]) | (old["case"] != last_case[1])]
+        _atomic_write(old, out)
+        print(f"resume: dropped the unfinished rows of case {last_case[1]!r} (the last run was interrupted)",
+              file=sys.stderr)
+    return old
+
+
+def _atomic_write(df: pd.DataFrame, out: Path):
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _append(rows: pd.DataFrame, out: Path, columns: list[str]):
+    header = not out.exists() or out.stat().st_size == 0
+    with open(out, "a", newline="") as f:
+        f.write(rows.reindex(columns=columns).to_csv(index=False, header=header))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_model(args):
+    from . import checkpoint
+
+    if args.random_weights:
+        import torch
+
+        torch.manual_seed(0)  # the same random model on every run
+    try:
+        return checkpoint.load_model(args.model, device=args.device, pretrained=not args.random_weights)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}\nFor a smoke test of the pipeline without trained weights, "
+                                "add --random-weights.") from None
+
+
+def _targets(labels: np.ndarray, wanted) -> list[tuple[str, int]]:
+    """(name, ontology id) of the structures present in ``labels``, in the order asked or by id."""
+    present = {int(v) for v in np.unique(labels) if v != 0}
+    if wanted is None:
+        return [(anatomy.by_id(i).name, i) for i in sorted(present)]
+    return [(n, anatomy.by_name(n).id) for n in wanted if anatomy.by_name(n).id in present]
+
+
+def run(args) -> pd.DataFrame:
+    """Evaluate as ``args`` (from `build_parser`) says; returns the full results table."""
+    from tqdm import tqdm
+
+    from .predictor import Predictor
+
+    if args.clicks < 1:
+        raise ValueError(f"--clicks must be >= 1, got {args.clicks}")
+    ds = _open(args)
+    wanted = _wanted_structures(args, ds)
+    cases = ds.cases()[: args.max_cases] if args.max_cases else ds.cases()
+    out = Path(args.out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done_rows = _read_done(out, args.clicks)
+    done = set(map(tuple, done_rows[_TARGET].drop_duplicates().astype(str).to_numpy()))
+    done_cases = {(d, c) for d, c, _ in done}
+    columns = list(CSV_COLUMNS) if not args.hd95 else [*CSV_COLUMNS[:-1], "hd95", "model"]
+    if len(done_rows):
+        columns = list(done_rows.columns)  # keep an existing file's column order
+    model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
+    predictor = None
+    bar = tqdm(cases, desc=f"{args.dataset}", unit="case", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for case in bar:
+            if (wanted is None and (args.dataset, case) in done_cases) or (
+                    wanted is not None and all((args.dataset, case, s) in done for s in wanted)):
+                continue  # finished in an earlier run
+            ct, labels = ds.load(case)
+            todo = [(n, i) for n, i in _targets(labels, wanted) if (args.dataset, case, n) not in done]
+            if not todo:
+                continue
+            if predictor is None:
+                predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget)
+            predictor.set_volume(ct)
+            frames = []
+            for name, sid in todo:
+                bar.set_postfix_str(f"{case}: {name}")
+                df = evaluate_interactive(predictor, ct, labels == sid, n_clicks=args.clicks,
+                                          nsd_tolerance_mm=args.nsd_tolerance, structure=name, with_hd95=args.hd95)
+                frames.append(df.assign(dataset=args.dataset, case=case, structure_id=sid, model=model_name))
+            _append(pd.concat(frames, ignore_index=True), out, columns)
+            last = pd.concat(frames)
+            final = last.loc[last["click"] == args.clicks, "dice"].mean()
+            bar.set_postfix_str(f"{case}: Dice@{args.clicks} {final:.3f}")
+    finally:
+        bar.close()
+    return pd.read_csv(out, dtype={"case": str, "dataset": str}) if out.exists() else done_rows
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        results = run(args)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    if results.empty:
+        print("no targets evaluated (no requested structure is present in the cases)")
+        return 0
+    print(f"\nresults: {Path(args.out).expanduser()} ({len(results)} rows)\n")
+    print(summary_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Command line: write one phantom as NIfTI files.
+
+    python -m ctsam3d_nb.phantom --seed 0 --shape 400 256 256 --spacing 1.5 1.5 1.5 --out-dir DIR
+
+writes ``DIR/phantom_ct.nii.gz`` (int16 HU), ``DIR/phantom_labels.nii.gz`` (uint8,
+same geometry) and ``DIR/phantom_labels.json`` (``{id: name}`` of the labels present).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from .build import make_phantom
+from .intensities import PHASES
+
+__all__ = ["OUTPUT_NAMES", "main", "write_phantom"]
+
+OUTPUT_NAMES = ("phantom_ct.nii.gz", "phantom_labels.nii.gz", "phantom_labels.json")
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Run ``write(tmp_path)`` then move the file into place, so a crash leaves no half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + "".join(target.suffixes), dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; outputs should not be
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = None,
+                  overwrite: bool = False) -> dict[str, Path]:
+    """Build a phantom and write its CT, label map and label names into ``out_dir``.
+
+    Raises:
+        FileExistsError: an output file exists and ``overwrite`` is False
+            (checked before anything is built or written).
+
+    Returns:
+        ``{file name: path}`` of the three files written.
+    """
+    out = Path(out_dir).expanduser()
+    paths = {name: out / name for name in OUTPUT_NAMES}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, "
+                              "or choose another --out-dir")
+    ct, labels, names = make_phantom(seed, shape, spacing, phase=phase)
+    out.mkdir(parents=True, exist_ok=True)
+    label_image = sitk.GetImageFromArray(labels)
+    label_image.CopyInformation(ct.image)
+    _atomic_write(paths[OUTPUT_NAMES[0]], lambda p: sitk.WriteImage(ct.image, p, useCompression=True))
+    _atomic_write(paths[OUTPUT_NAMES[1]], lambda p: sitk.WriteImage(label_image, p, useCompression=True))
+    text = json.dumps({str(k): v for k, v in sorted(names.items())}, indent=1) + "\n"
+    _atomic_write(paths[OUTPUT_NAMES[2]], lambda p: Path(p).write_text(text))
+    return paths
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ctsam3d_nb.phantom", description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed + grid = same files)")
+    p.add_argument("--shape", type=int, nargs=3, default=(400, 256, 256), metavar=("Z", "Y", "X"),
+                   help="array shape (z, y, x); default 400 256 256")
+    p.add_argument("--spacing", type=float, nargs=3, default=(1.5, 1.5, 1.5), metavar=("SZ", "SY", "SX"),
+                   help="voxel size in mm per axis (z, y, x); default 1.5 1.5 1.5")
+    p.add_argument("--phase", choices=PHASES, default=None, help="contrast phase (default: drawn from the seed)")
+    p.add_argument("--out-dir", required=True, help="output folder (created if missing)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        paths = write_phantom(args.out_dir, args.seed, args.shape, args.spacing, phase=args.phase,
+                              overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for path in paths.values():
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0

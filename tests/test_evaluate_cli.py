@@ -1,0 +1,198 @@
+"""The simulated-click protocol with a transparent model, the plots, and the resumable CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from ctsam3d_nb import CTVolume, checkpoint
+from ctsam3d_nb.evaluate import CSV_COLUMNS, main
+from ctsam3d_nb.evaluation import (RECORD_COLUMNS, evaluate_interactive, plot_dice_vs_clicks,
+                                   plot_structure_bars)
+from ctsam3d_nb.predictor import Predictor
+from region_model import RegionModel
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Soft tissue with a bright ball (the target) and a bright leak: a thin bar ending in a knob."""
+    hu = np.zeros((40, 48, 48), np.int16)
+    zz, yy, xx = np.indices(hu.shape)
+    ball = (zz - 20) ** 2 + (yy - 24) ** 2 + (xx - 16) ** 2 <= 64
+    leak = (np.abs(zz - 20) <= 1) & (np.abs(yy - 24) <= 1) & (xx >= 16) & (xx < 38)
+    leak |= (zz - 20) ** 2 + (yy - 24) ** 2 + (xx - 38) ** 2 <= 16  # the deepest part of the error
+    hu[ball | leak] = 200
+    return CTVolume.from_array(hu, spacing=(1.5, 1.5, 1.5)), ball, leak & ~ball
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(RegionModel(), device="cpu", growth_budget=1)
+
+
+def test_negative_click_improves_and_records_are_complete(predictor, scene):
+    ct, ball, _ = scene
+    df = evaluate_interactive(predictor, ct, ball, n_clicks=2, structure="liver")
+    assert list(df.columns) == list(RECORD_COLUMNS) and len(df) == 2
+    first, second = df.iloc[0], df.iloc[1]
+    assert first["positive"] and ball[first["z"], first["y"], first["x"]]  # deepest point of the target
+    assert not second["positive"] and not ball[second["z"], second["y"], second["x"]]  # on the leak
+    assert 0.5 < first["dice"] < second["dice"] < 1.0 and first["nsd"] < second["nsd"]
+    assert (df["latency_s"] > 0).all() and not df["carried"].any()
+    assert (df["gt_voxels"] == ball.sum()).all()
+    assert df["gt_ml"].iloc[0] == pytest.approx(ball.sum() * 1.5**3 / 1000)
+
+
+def test_perfect_mask_stops_and_carries_values_forward(predictor, scene):
+    ct, ball, bar = scene
+    enc = predictor.stats["encoder_calls"]
+    df = evaluate_interactive(predictor, ct, ball | bar, n_clicks=3, structure="spleen")
+    assert df["dice"].tolist() == [1.0, 1.0, 1.0] and df["nsd"].tolist() == [1.0, 1.0, 1.0]
+    assert df["carried"].tolist() == [False, True, True] and df["latency_s"].iloc[1:].eq(0).all()
+    assert predictor.stats["encoder_calls"] == enc  # same volume: the encoder cache was reused
+    assert [o.name for o in predictor.objects][-2:] == ["liver", "spleen"]  # one object per target
+
+
+def test_input_validation(predictor, scene):
+    ct, ball, _ = scene
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_interactive(predictor, ct, np.zeros_like(ball))
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_interactive(predictor, ct, ball[:-1])
+    with pytest.raises(ValueError, match="n_clicks"):
+        evaluate_interactive(predictor, ct, ball, n_clicks=0)
+
+
+def fake_results():
+    rows = []
+    for s, base in (("liver", 0.8), ("spleen", 0.6)):
+        for case in ("a", "b"):
+            for k in (1, 2, 3):
+                rows.append(dict(dataset="d", case=case, structure=s, click=k, dice=min(1, base + 0.05 * k),
+                                 nsd=base, latency_s=0.1, gt_voxels=100, gt_ml=50.0))
+    return pd.DataFrame(rows)
+
+
+def test_plots_return_figures():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    df = fake_results()
+    fig = plot_dice_vs_clicks(df, by="structure")
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes[0].lines) == 2
+    _, ax = plt.subplots()
+    assert plot_dice_vs_clicks(df, by="dataset", ax=ax) is ax.figure
+    assert len(plot_dice_vs_clicks(df, by="size_class", metric="nsd").axes[0].lines) == 1
+    assert len(plot_dice_vs_clicks(df, by=None).axes[0].lines) == 1
+    bars = plot_structure_bars(df, k=2)
+    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["liver", "spleen"]
+    with pytest.raises(ValueError, match="clicks"):
+        plot_structure_bars(df, k=5)
+    plt.close("all")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def write_case(folder, name, seed):
+    """A 24x32x32 CT with two bright balls labelled liver (5) and spleen (1), ontology ids."""
+    rng = np.random.default_rng(seed)
+    hu = np.full((24, 32, 32), -1000, np.int16)
+    hu[:, 2:-2, 2:-2] = rng.integers(-5, 5, (24, 28, 28), dtype=np.int16)
+    lab = np.zeros(hu.shape, np.uint8)
+    zz, yy, xx = np.indices(hu.shape)
+    for value, cx in ((5, 8), (1, 24)):  # 7 voxels apart: the region model does not leak across
+        ball = (zz - 12) ** 2 + (yy - 16) ** 2 + (xx - cx) ** 2 <= 16
+        hu[ball], lab[ball] = 200, value
+    for sub, arr in (("images", hu), ("labels", lab)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        img = sitk.GetImageFromArray(arr)
+        img.SetSpacing((1.5, 1.5, 1.5))
+        sitk.WriteImage(img, str(folder / sub / f"{name}.nii.gz"))
+
+
+@pytest.fixture
+def region_loader(monkeypatch):
+    calls = []
+
+    def fake_load_model(name_or_path="nano", device="auto", pretrained=True):
+        calls.append({"name": name_or_path, "device": device, "pretrained": pretrained})
+        return RegionModel()
+
+    monkeypatch.setattr(checkpoint, "load_model", fake_load_model)
+    return calls
+
+
+def test_cli_writes_rows_resumes_and_prints_summary(tmp_path, region_loader, capsys):
+    root, out = tmp_path / "data", tmp_path / "res" / "results.csv"
+    write_case(root, "case_a", 0)
+    write_case(root, "case_b", 1)
+    argv = ["--dataset", "folder", "--root", str(root), "--clicks", "2", "--out", str(out),
+            "--device", "cpu", "--growth-budget", "1"]
+    assert main(argv) == 0
+    df = pd.read_csv(out, dtype={"case": str})
+    assert list(df.columns) == list(CSV_COLUMNS)
+    assert len(df) == 2 * 2 * 2  # cases x structures x clicks
+    assert set(df["structure"]) == {"liver", "spleen"} and set(df["case"]) == {"case_a", "case_b"}
+    assert df.groupby(["case", "structure"])["click"].apply(list).map(lambda c: c == [1, 2]).all()
+    assert (df["dice"] > 0.9).all() and region_loader[0]["pretrained"] is True
+    printed = capsys.readouterr().out
+    assert "### By structure" in printed and "| liver |" in printed
+
+    assert main(argv) == 0  # resume: everything is done, the model is not even loaded
+    assert len(pd.read_csv(out)) == 8 and len(region_loader) == 1
+
+    lines = out.read_text().splitlines(keepends=True)  # an interrupted write: the last target cut off
+    out.write_text("".join(lines[:-1]))
+    assert main(argv) == 0
+    again = pd.read_csv(out, dtype={"case": str})
+    assert len(again) == 8 and not again.duplicated(["case", "structure", "click"]).any()
+    assert "dropped" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit):
+        main(argv[:-2] + ["--clicks", "x"])
+    assert main([*argv[:5], "3", *argv[6:]]) == 2  # other --clicks on the same file: refused
+    assert "--clicks" in capsys.readouterr().err
+
+
+def test_cli_structures_max_cases_and_random_weights_flag(tmp_path, region_loader):
+    root, out = tmp_path / "data", tmp_path / "r.csv"
+    write_case(root, "case_a", 0)
+    write_case(root, "case_b", 1)
+    argv = ["--dataset", "folder", "--root", str(root), "--clicks", "1", "--out", str(out), "--structures",
+            "Spleen", "--max-cases", "1", "--random-weights", "--device", "cpu", "--growth-budget", "1"]
+    assert main(argv) == 0
+    df = pd.read_csv(out)
+    assert df[["case", "structure", "click"]].values.tolist() == [["case_a", "spleen", 1]]
+    assert region_loader[0]["pretrained"] is False and "random" in df["model"].iloc[0]
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["--dataset", "flare22", "--root", str(tmp_path / "none"), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "imagesTr" in err
+    assert main(["--dataset", "phantom", "--out", str(tmp_path / "r.csv")]) == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_cli_phantom(tmp_path, region_loader):
+    pytest.importorskip("ctsam3d_nb.phantom.build")
+    out = tmp_path / "p.csv"
+    assert main(["--dataset", "phantom", "--seeds", "900000", "--phantom-shape", "24", "32", "32",
+                 "--phantom-spacing", "8", "8", "8", "--structures", "liver", "--clicks", "1",
+                 "--out", str(out), "--device", "cpu", "--growth-budget", "1"]) == 0
+    df = pd.read_csv(out, dtype={"case": str})
+    assert df[["dataset", "case", "structure"]].values.tolist() == [["phantom", "900000", "liver"]]
+
+
+@pytest.mark.realct
+def test_protocol_on_the_bundled_real_ct(real_ct_dir, predictor):
+    from ctsam3d_nb import load_ct, load_labels
+
+    ct = load_ct(real_ct_dir / "example_ct_sm.nii.gz")
+    labels = load_labels(real_ct_dir / "example_seg.nii.gz", like=ct)  # TotalSegmentator v2 ids = ontology ids
+    kidney = labels == 3  # kidney_left
+    df = evaluate_interactive(predictor, ct, kidney, n_clicks=2, structure="kidney_left")
+    assert len(df) == 2 and df["dice"].between(0, 1).all() and (df["latency_s"] >= 0).all()
+    assert kidney[df["z"].iloc[0], df["y"].iloc[0], df["x"].iloc[0]]
