@@ -1,0 +1,100 @@
+"""Checkpoints: safe loading, strict keys, metadata hash, config checks."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from ctsam3d_nb.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from ctsam3d_nb.modeling import build_model
+
+
+@pytest.fixture(scope="module")
+def nano():
+    torch.manual_seed(1)
+    return build_model("nano")
+
+
+def test_round_trip_keeps_weights_and_metadata(nano, tmp_path):
+    path = save_checkpoint(nano, tmp_path / "m.pt", metadata={"metrics": {"dice@1": 0.5}})
+    model = load_model(path, device="cpu")
+    for (k, a), (k2, b) in zip(nano.state_dict().items(), model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    assert model.metadata["metrics"] == {"dice@1": 0.5}
+    assert model.metadata["config"]["name"] == "nano"
+    assert model.checkpoint_info["sha256"] == model.metadata["weights_sha256"]
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_checkpoint(nano, path)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/ctsam3d_pwned",))
+
+
+def test_pickled_code_is_refused_not_run(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "metadata": "{}", "x": Evil()}, path)
+    if os.path.exists("/tmp/ctsam3d_pwned"):
+        os.unlink("/tmp/ctsam3d_pwned")
+    with pytest.raises(CheckpointError, match="pickled objects"):
+        load_checkpoint(path)
+    assert not os.path.exists("/tmp/ctsam3d_pwned")
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError):
+        load_model(raw)
+    assert not os.path.exists("/tmp/ctsam3d_pwned")
+
+
+def test_tampered_weights_fail_the_hash(nano, tmp_path):
+    path = save_checkpoint(nano, tmp_path / "m.pt")
+    obj = torch.load(path, weights_only=True)
+    k = next(iter(obj["state_dict"]))
+    obj["state_dict"][k] = obj["state_dict"][k] + 1e-3
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError, match="do not match the hash"):
+        load_checkpoint(path)
+
+
+def test_other_config_and_missing_keys(nano, tmp_path):
+    path = save_checkpoint(nano, tmp_path / "m.pt")
+    obj = torch.load(path, weights_only=True)
+    meta = json.loads(obj["metadata"])
+    meta["config"]["decoder_widths"] = [1, 2, 3, 4, 5, 6]
+    obj["metadata"] = json.dumps(meta)
+    torch.save(obj, tmp_path / "cfg.pt")
+    with pytest.raises(CheckpointError, match="different 'nano' configuration.*decoder_widths"):
+        load_model(tmp_path / "cfg.pt")
+    state = dict(obj["state_dict"])
+    state.pop(next(iter(state)))
+    from ctsam3d_nb.checkpoint import weights_sha256
+
+    meta = json.loads(torch.load(path, weights_only=True)["metadata"])
+    meta["weights_sha256"] = weights_sha256(state)
+    torch.save({"state_dict": state, "metadata": json.dumps(meta)}, tmp_path / "keys.pt")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(tmp_path / "keys.pt")
+
+
+def test_truncated_and_foreign_files(nano, tmp_path):
+    path = save_checkpoint(nano, tmp_path / "m.pt")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a ctsam3d_nb checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(FileNotFoundError, match="neither a model name"):
+        load_model(tmp_path / "none.pt")
+
+
+def test_unknown_name_and_random_weights():
+    with pytest.raises(FileNotFoundError, match="neither a model name"):
+        load_model("giant")
+    m = load_model("nano", pretrained=False, device="cpu")
+    assert m.config.name == "nano" and not m.training

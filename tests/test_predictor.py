@@ -1,0 +1,205 @@
+"""The interactive Predictor: caching, growth across patches, history, replay, coordinates."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctsam3d_nb import CTVolume
+from ctsam3d_nb.modeling import build_model
+from ctsam3d_nb.predictor import Predictor
+from region_model import RegionModel
+
+
+def tube_ct(length=260, direction=None, spacing=(1.5, 1.5, 1.5)):
+    """Soft tissue (0 HU) with a bright tube (200 HU) along z and a side branch."""
+    hu = np.zeros((length, 60, 60), np.int16)
+    zz, yy, xx = np.indices(hu.shape)
+    tube = ((yy - 30) ** 2 + (xx - 30) ** 2 <= 25) & (zz >= 10) & (zz < length - 10)
+    branch = (np.abs(zz - 120) <= 3) & (np.abs(yy - 30) <= 3) & (xx >= 30) & (xx < 55)
+    hu[tube | branch] = 200
+    ct = CTVolume.from_array(hu, spacing=spacing, direction=direction)
+    return ct, tube, branch
+
+
+def dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def nano():
+    torch.manual_seed(0)
+    return build_model("nano")
+
+
+def test_click_gives_mask_of_ct_shape():
+    ct, tube, _ = tube_ct(100)
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    mask = pred.click((50, 30, 30))
+    assert mask.shape == ct.shape and mask.dtype == bool
+    assert mask[50, 30, 30] and not mask[50, 5, 5]
+    assert set(pred.last_timing) >= {"encode", "decode", "cpp", "to_ct", "total"}
+
+
+def test_growth_crosses_patches_on_long_tube():
+    ct, tube, branch = tube_ct(260)  # 390 mm: more than four 96 mm patches
+    model = RegionModel()
+    pred = Predictor(model).set_volume(ct)
+    mask = pred.click((130, 30, 30))
+    obj = pred.object
+    assert len(obj.masks.probs) >= 5 and pred.stats["cpp_calls"] >= 4
+    z = np.nonzero(mask.any((1, 2)))[0]
+    assert z.min() <= 12 and z.max() >= 247  # reached both ends of the tube from one click
+    assert dice(mask, tube | branch) > 0.97
+
+
+def test_growth_budget_is_respected():
+    ct, tube, _ = tube_ct(260)
+    pred = Predictor(RegionModel(), growth_budget=2).set_volume(ct)
+    pred.click((130, 30, 30))
+    assert len(pred.object.masks.probs) == 2
+
+
+def test_negative_click_removes_leak_and_keeps_the_rest():
+    ct, tube, branch = tube_ct(260)
+    pred = Predictor(RegionModel()).set_volume(ct)
+    m1 = pred.click((130, 30, 30))
+    assert m1[120, 30, 50]  # the branch leaked in
+    m2 = pred.click((120, 30, 50), positive=False)
+    assert not m2[120, 30, 50]
+    assert dice(m2, tube) > 0.97  # the tube is kept in every patch
+
+
+def test_click_inside_encoded_patch_reuses_encoder(nano):
+    ct, _, _ = tube_ct(100)
+    pred = Predictor(nano, growth_budget=1).set_volume(ct)
+    pred.click((50, 30, 30))
+    assert pred.stats["encoder_calls"] == 1
+    pred.click((55, 28, 33), positive=False)
+    pred.click((45, 31, 29))
+    assert pred.stats["encoder_calls"] == 1 and pred.stats["decoder_calls"] == 3
+    assert pred.last_timing["encode_calls"] == 0
+
+
+def test_click_outside_keeps_earlier_mask():
+    hu = np.zeros((200, 40, 40), np.int16)
+    hu[20:40, 10:30, 10:30] = 200
+    hu[160:180, 10:30, 10:30] = 200
+    ct = CTVolume.from_array(hu, spacing=(1.5, 1.5, 1.5))
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    m1 = pred.click((30, 20, 20))
+    assert m1[30, 20, 20] and not m1[170, 20, 20]
+    m2 = pred.click((170, 20, 20))
+    assert m2[170, 20, 20]
+    np.testing.assert_array_equal(m2[:100], m1[:100])  # the first organ is untouched
+    assert len(pred.object.masks.probs) == 2
+
+
+def test_undo_redo_restore_exact_masks(nano):
+    ct, _, _ = tube_ct(100)
+    pred = Predictor(nano, growth_budget=3).set_volume(ct)
+    m1 = pred.click((50, 30, 30)).copy()
+    m2 = pred.click((40, 20, 20), positive=False).copy()
+    assert pred.undo()
+    np.testing.assert_array_equal(pred.mask, m1)
+    assert pred.redo()
+    np.testing.assert_array_equal(pred.mask, m2)
+    assert pred.undo() and pred.undo()
+    assert not pred.mask.any() and not pred.undo()
+    assert pred.redo()
+    np.testing.assert_array_equal(pred.mask, m1)
+    pred.reset()
+    assert not pred.mask.any()
+    assert pred.undo()
+    np.testing.assert_array_equal(pred.mask, m1)
+
+
+def test_objects_and_label_map():
+    hu = np.zeros((120, 40, 40), np.int16)
+    hu[10:40, 10:30, 10:30] = 200
+    hu[80:110, 10:30, 10:30] = 200
+    ct = CTVolume.from_array(hu, spacing=(1.5, 1.5, 1.5))
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    pred.new_object("liver")
+    pred.click((25, 20, 20))
+    pred.new_object("spleen")
+    pred.click((95, 20, 20))
+    lm = pred.label_map
+    assert lm.dtype == np.uint16 and lm.shape == ct.shape
+    assert lm[25, 20, 20] == 5 and lm[95, 20, 20] == 1 and lm[60, 20, 20] == 0  # ontology ids
+    pred.new_object("my lesion", label_id=1001)
+    assert pred.object.label_id == 1001
+    with pytest.raises(KeyError, match="objects"):
+        pred.select_object("nope")
+
+
+def test_replay_is_bit_exact(nano, tmp_path):
+    ct, _, _ = tube_ct(120)
+    pred = Predictor(nano, growth_budget=2).set_volume(ct)
+    pred.new_object("aorta")
+    pred.click((60, 30, 30))
+    pred.click((70, 35, 30), positive=False)
+    pred.undo()
+    pred.click((50, 30, 28))
+    pred.new_object("spleen")
+    pred.click((20, 10, 10))
+    session = json.loads(json.dumps(pred.session))  # survives JSON
+    again = Predictor.replay(session, ct, model=nano)
+    np.testing.assert_array_equal(again.label_map, pred.label_map)
+    for a, b in zip(again.objects, pred.objects):
+        assert a.masks.probs.keys() == b.masks.probs.keys()
+        for k in a.masks.probs:
+            np.testing.assert_array_equal(a.masks.probs[k], b.masks.probs[k])
+    other, _, _ = tube_ct(121)
+    with pytest.raises(ValueError, match="another CT"):
+        Predictor.replay(session, other, model=nano)
+
+
+def test_autosave_and_restore(tmp_path):
+    ct, _, _ = tube_ct(100)
+    pred = Predictor(RegionModel(), growth_budget=2, autosave=tmp_path / "auto").set_volume(ct)
+    pred.new_object("aorta")
+    pred.click((50, 30, 30))
+    saved = json.loads((tmp_path / "auto" / "ctsam3d_session.json").read_text())
+    assert [e["op"] for e in saved["events"]] == ["new_object", "click"]
+    back = Predictor.restore(tmp_path / "auto", ct, model=RegionModel())
+    np.testing.assert_array_equal(back.label_map, pred.label_map)
+    assert back.objects[0].name == "aorta"
+
+
+@pytest.mark.parametrize("bad,err,match", [
+    ((1, 2), ValueError, "3 coordinates"),
+    ((1, 2, 3, 4), ValueError, "3 coordinates"),
+    ((float("nan"), 1, 1), ValueError, "finite"),
+    ((500, 10, 10), ValueError, "outside the volume"),
+    ((-3, 10, 10), ValueError, "outside the volume"),
+    ("abc", TypeError, "voxel index"),
+    (("a", 1, 2), TypeError, "numbers"),
+])
+def test_bad_clicks_are_rejected(bad, err, match):
+    ct, _, _ = tube_ct(100)
+    pred = Predictor(RegionModel()).set_volume(ct)
+    with pytest.raises(err, match=match):
+        pred.click(bad)
+    assert not pred.objects or not pred.object.clicks  # nothing recorded
+
+
+def test_click_before_set_volume():
+    with pytest.raises(RuntimeError, match="set_volume"):
+        Predictor(RegionModel()).click((1, 2, 3))
+
+
+@pytest.mark.parametrize("direction", [np.diag([-1.0, -1.0, 1.0]), np.array([[0, 0, 1], [1, 0, 0], [0, -1, 0.0]])])
+def test_clicks_map_through_flipped_anisotropic_geometry(direction):
+    """A click at CT voxel (z, y, x) segments the structure at that voxel, whatever the orientation."""
+    hu = np.zeros((40, 90, 80), np.int16)
+    zz, yy, xx = np.indices(hu.shape)
+    blob = ((zz - 12) * 3.0) ** 2 + ((yy - 60) * 0.8) ** 2 + ((xx - 25) * 0.8) ** 2 <= 14 ** 2
+    other = ((zz - 28) * 3.0) ** 2 + ((yy - 25) * 0.8) ** 2 + ((xx - 55) * 0.8) ** 2 <= 12 ** 2
+    hu[blob | other] = 200
+    ct = CTVolume.from_array(hu, spacing=(3.0, 0.8, 0.8), origin=(-20, 13, 250), direction=direction)
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    mask = pred.click((12, 60, 25))
+    assert mask[12, 60, 25] and dice(mask, blob) > 0.9 and not (mask & other).any()
