@@ -2,24 +2,46 @@
 
 Coordinates everywhere in the public API are voxel indices ``(z, y, x)`` in the
 numpy order of the loaded CT; millimetres appear only where a name says so.
+
+Example:
+    >>> import ctsam3d_nb as cs                                   # doctest: +SKIP
+    >>> ct = cs.load_ct("data_samples/phantom_ct.nii.gz")          # doctest: +SKIP
+    >>> pred = cs.Predictor(cs.load_model("nano")).set_volume(ct)  # doctest: +SKIP
+    >>> mask = pred.click((60, 80, 50))                            # doctest: +SKIP
 """
+__version__ = "0.1.0"
+
+from .checkpoint import CheckpointError, load_model, save_checkpoint
+from .clicks import first_click, next_click
 from .grid import HU_WINDOW, MODEL_SPACING, ModelGrid, normalize_hu
 from .io import CTLoadError, HUWarning, list_dicom_series, load_ct, load_labels, save_mask
+from .modeling import MODEL_CONFIGS, build_model
+from .phantom import make_phantom
+from .predictor import Predictor
+from .render import render_orthogonal
 from .volume import CTVolume
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CTVolume",
     "CTLoadError",
+    "CheckpointError",
     "HUWarning",
     "HU_WINDOW",
+    "MODEL_CONFIGS",
     "MODEL_SPACING",
     "ModelGrid",
+    "Predictor",
+    "build_model",
+    "first_click",
     "list_dicom_series",
     "load_ct",
     "load_labels",
+    "load_model",
+    "make_phantom",
+    "next_click",
     "normalize_hu",
+    "render_orthogonal",
+    "save_checkpoint",
     "save_mask",
     "__version__",
 ]

@@ -89,8 +89,8 @@ class ModelGrid:
     def resample_ct(self, ct: CTVolume, normalize: bool = True) -> np.ndarray:
         """The CT on this grid, ``(z, y, x)`` float32: linear interpolation,
         outside filled with air; clipped/scaled to [0, 1] unless ``normalize=False`` (then HU)."""
-        src = ct.image if ct.image.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(ct.image, sitk.sitkFloat32)
-        out = sitk.Resample(src, self.reference_image(sitk.sitkFloat32), sitk.Transform(), sitk.sitkLinear,
+        # resample the int16 image directly (no float copy of the whole CT: matters at 512x512x800)
+        out = sitk.Resample(ct.image, self.reference_image(sitk.sitkFloat32), sitk.Transform(), sitk.sitkLinear,
                             PAD_HU, sitk.sitkFloat32)
         arr = sitk.GetArrayFromImage(out)
         return normalize_hu(arr, out=arr) if normalize else arr

@@ -212,6 +212,8 @@ class SessionLog:
         if session.get("version") != SessionLog.VERSION:
             raise ValueError(f"session log version {session.get('version')} is not supported "
                              f"(this library reads version {SessionLog.VERSION})")
+        if session.get("ct") is not None and not isinstance(session["ct"], dict):
+            raise ValueError("session 'ct' must be an object (the CT's fingerprint) or null")
         if session.get("ct"):
             want, have = dict(session["ct"]), ct_fingerprint(ct)
             want.pop("source", None)
@@ -224,21 +226,34 @@ class SessionLog:
 
             name = (session.get("model") or {}).get("name") or "nano"
             model = load_model(name)
-        settings = {**session.get("settings", {}), **kwargs}
-        pred = cls(model, **settings)
+        events, settings = session.get("events", []), session.get("settings") or {}
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise ValueError("session 'events' must be a list of {'op': ...} objects")
+        if not isinstance(settings, dict):
+            raise ValueError("session 'settings' must be an object")
+        known = {"growth_budget", "threshold"}
+        if set(settings) - known:
+            raise ValueError(f"session 'settings' has unknown keys {sorted(set(settings) - known)}")
+        try:
+            pred = cls(model, **{**settings, **kwargs})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"session 'settings' are invalid: {e}") from None
         pred.set_volume(ct)
-        for i, ev in enumerate(session.get("events", [])):
+        for i, ev in enumerate(events):
             op = ev.get("op")
-            if op == "click":
-                pred.click(ev["zyx"], positive=ev["positive"])
-            elif op == "new_object":
-                pred.new_object(ev["name"], ev.get("label_id"))
-            elif op == "select":
-                pred.select_object(int(ev["index"]))
-            elif op in ("undo", "redo", "reset"):
-                getattr(pred, op)()
-            else:
-                raise ValueError(f"session event {i} has unknown op {op!r}")
+            try:
+                if op == "click":
+                    pred.click(ev["zyx"], positive=bool(ev["positive"]))
+                elif op == "new_object":
+                    pred.new_object(str(ev["name"]), ev.get("label_id"))
+                elif op == "select":
+                    pred.select_object(int(ev["index"]))
+                elif op in ("undo", "redo", "reset"):
+                    getattr(pred, op)()
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+            except (TypeError, KeyError, ValueError) as e:
+                raise ValueError(f"session event {i} {ev!r} cannot be replayed: {e}") from None
         return pred
 
     @staticmethod

@@ -1,0 +1,48 @@
+"""``python -m ctsam3d_nb.train``: train CT-SAM3D with simulated clicks.
+
+Every field of :class:`~ctsam3d_nb.training.TrainConfig` is a flag, e.g.::
+
+    python -m ctsam3d_nb.train --model nano --steps 2000 --out-dir runs/nano
+    torchrun --nproc_per_node 4 -m ctsam3d_nb.train --model tiny --batch-size 6 --click-rounds 5
+
+Runs resume from ``<out-dir>/last.pt`` unless ``--no-resume``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from .training import TrainConfig, train
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description="Train CT-SAM3D with simulated clicks.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--config", help="a config.json to start from (flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            ap.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(default, (tuple, list)):
+            ap.add_argument(flag, dest=f.name, type=json.loads, default=None,
+                            help=f"JSON, default {json.dumps(default)}")
+        else:
+            typ = type(default) if default is not None else str
+            ap.add_argument(flag, dest=f.name, type=typ, default=None, help=f"default {default!r}")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = vars(_parser().parse_args(argv))
+    path = args.pop("config")
+    cfg = TrainConfig.load(path) if path else TrainConfig()
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in args.items() if v is not None})
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

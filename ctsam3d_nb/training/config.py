@@ -1,0 +1,57 @@
+"""Training configuration: one dataclass, a comment per field, saved next to every run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    model: str = "nano"  # model config name (ctsam3d_nb.modeling.MODEL_CONFIGS)
+    out_dir: str = "runs/nano"  # checkpoints, metrics.jsonl and config.json go here
+    steps: int = 2000  # optimisation steps in total
+    batch_size: int = 2  # patches per step per process
+    click_rounds: int = 3  # simulated click rounds per step (release: 5); loss averaged over rounds
+    lr: float = 1e-3  # peak AdamW learning rate
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 5.0  # max gradient norm (release: 5)
+    dice_weight: float = 0.8  # loss = dice_weight * soft Dice + focal_weight * focal
+    focal_weight: float = 0.2
+    focal_alpha: float = 0.8  # focal loss alpha (release: 0.8)
+    focal_gamma: float = 2.0  # focal loss gamma (release: 2)
+    cpp_weight: float = 10.0  # weight of the CPP heatmap MSE (heatmaps are mostly zero, so MSE is small)
+    phantom_weight: float = 1.0  # sampling weight of on-the-fly phantoms
+    phantom_shape: tuple = (320, 224, 224)  # phantom grid (z, y, x) at 1.5 mm
+    real_pairs: list = field(default_factory=list)  # [(ct_path, label_path)] real cases (TS v2 labels)
+    real_weight: float = 0.0  # sampling weight of the real cases
+    folder: str | None = None  # a folder of image/label pairs (images/ + labels/)
+    folder_convention: str | None = None  # label convention of that folder (anatomy.LABEL_CONVENTIONS)
+    folder_weight: float = 1.0  # its sampling weight
+    p_augment: float = 0.6  # probability of scale/rotation augmentation
+    p_domain_rand: float = 0.3  # probability of SynthSeg-style random intensities
+    p_cpp: float = 0.5  # probability that a sample trains the CPP net too
+    p_seeded: float = 0.25  # probability that round 1 starts like a CPP-grown patch (mask slab + heatmap)
+    pool_size: int = 3  # volumes held in memory at once
+    refresh_every: int = 48  # samples between replacing one pooled volume
+    seed: int = 0  # seeds phantoms, sampling and clicks (per process: seed + rank)
+    save_every: int = 200  # steps between checkpoints (always at the end too)
+    log_every: int = 10  # steps between metrics lines
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    resume: bool = True  # continue from out_dir/last.pt when present
+
+    def save(self, path):
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        d = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields in {path}: {sorted(unknown)}")
+        return cls(**d)

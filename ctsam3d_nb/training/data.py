@@ -1,0 +1,237 @@
+"""Training data: volumes on the model grid, patch sampling, augmentation.
+
+A *source* yields ``(image, labels)`` pairs on the 1.5 mm model grid
+(``image`` float32 in [0, 1], ``labels`` integer ontology ids, both ``(z, y, x)``).
+:class:`PatchSampler` keeps a small pool of such volumes and cuts training
+samples from them: a randomly chosen structure as the binary target, a 64³
+patch around it with translation/scale/rotation and intensity augmentation,
+optionally SynthSeg-style domain randomisation, and the neighbouring patch V
+used to train the cross-patch prompt net.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..grid import ModelGrid, normalize_hu
+from ..patches import PATCH, STRIDE
+
+# target sampling weights: large background-like structures and the many ribs and
+# vertebrae are drawn less often than organs and vessels
+RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3}
+RARE_TARGETS.update({i: 0.3 for i in range(25, 51)})  # sacrum, vertebrae
+RARE_TARGETS.update({i: 0.3 for i in range(92, 116)})  # ribs
+
+
+def phantom_source(seed: int, shape=(320, 224, 224)):
+    """Volume ``v`` = the phantom of seed ``seed + v``, generated at 1.5 mm (identity direction,
+    so its grid is the model grid)."""
+    from ..phantom import make_phantom
+
+    def get(v: int):
+        ct, labels, _ = make_phantom(seed + int(v), shape=tuple(shape), spacing=(1.5, 1.5, 1.5))
+        return normalize_hu(ct.array), labels
+
+    return get
+
+
+def load_on_grid(ct_path, label_path, convention: str | None = None):
+    """A CT and its label map resampled to the model grid (labels by nearest neighbour)."""
+    from ..io import load_ct, load_labels
+
+    ct = load_ct(ct_path)
+    labels = load_labels(label_path, like=ct)
+    if convention:
+        from ..anatomy import convert_labels
+
+        labels = convert_labels(labels, convention)
+    grid = ModelGrid.covering(ct)
+    return grid.resample_ct(ct), grid.labels_to_grid(labels, ct)
+
+
+def folder_source(pairs, convention: str | None = None):
+    """Volume ``v`` = pair ``v mod len(pairs)`` on the model grid (each pair loaded once)."""
+    cache = {}
+
+    def get(v: int):
+        i = int(v) % len(pairs)
+        if i not in cache:
+            cache[i] = load_on_grid(*pairs[i], convention)
+        return cache[i]
+
+    return get
+
+
+def find_pairs(root) -> list[tuple[Path, Path]]:
+    """Image/label pairs in ``root/images`` + ``root/labels`` (same file names) or ``imagesTr``/``labelsTr``."""
+    root = Path(root)
+    for img_dir, lab_dir in (("images", "labels"), ("imagesTr", "labelsTr")):
+        if (root / img_dir).is_dir():
+            pairs = []
+            for f in sorted((root / img_dir).glob("*.nii*")):
+                name = f.name.replace("_0000.nii", ".nii")
+                lab = root / lab_dir / name
+                if not lab.exists():
+                    raise FileNotFoundError(f"no label map for '{f}' (expected '{lab}')")
+                pairs.append((f, lab))
+            if pairs:
+                return pairs
+    raise FileNotFoundError(f"'{root}' has no images/ + labels/ (or imagesTr/ + labelsTr/) with .nii.gz pairs")
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # (64, 64, 64) float32, patch U
+    target: np.ndarray  # (64, 64, 64) bool, the structure in U
+    image_v: np.ndarray | None  # neighbouring patch V (for CPP), or None
+    target_v: np.ndarray | None
+    face: tuple[int, int] | None  # (axis, direction) from U to V
+    label: int  # ontology id of the target
+
+
+class Volume:
+    """One volume of the pool with a per-label index of voxel positions (for fast target sampling)."""
+
+    def __init__(self, image, labels, rng, max_points=4000):
+        self.image = np.ascontiguousarray(image, np.float32)
+        self.labels = labels
+        sub = labels[::2, ::2, ::2]
+        flat = sub.ravel()
+        order = np.argsort(flat, kind="stable")
+        ids, starts = np.unique(flat[order], return_index=True)
+        self.points = {}
+        bounds = list(starts[1:]) + [len(order)]
+        for i, a, b in zip(ids, starts, bounds):
+            if i == 0 or b - a < 8:
+                continue
+            pick = order[a:b]
+            if len(pick) > max_points:
+                pick = rng.choice(pick, max_points, replace=False)
+            self.points[int(i)] = np.stack(np.unravel_index(pick, sub.shape), 1) * 2
+
+
+class PatchSampler:
+    """Cuts augmented training samples from a pool of volumes.
+
+    Everything is a pure function of ``(seed, rank, count)``: which volumes are in the
+    pool and every random draw, so training resumes exactly and ranks see different data.
+
+    Args:
+        sources: list of ``(get, weight)``; ``get(v)`` returns volume ``v`` as ``(image, labels)``.
+        seed, rank: seed the draws.
+        pool_size: volumes held at once; the pool moves on by one every ``refresh_every`` samples.
+        p_augment: probability of a geometric augmentation (scale 0.9–1.1, rotation ±10°).
+        max_shift_mm: random translation of the patch centre (±20 mm in the release).
+        p_domain_rand: probability of replacing the intensities (SynthSeg-style).
+        p_cpp: probability that a sample carries a neighbouring patch for CPP training.
+    """
+
+    def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
+                 max_shift_mm=20.0, p_domain_rand=0.3, p_cpp=0.5, min_target_voxels=30):
+        self.sources = sources
+        self.seed, self.rank = int(seed), int(rank)
+        self.pool_size, self.refresh_every = pool_size, refresh_every
+        self.p_augment, self.shift = p_augment, max_shift_mm / 1.5
+        self.p_domain_rand, self.p_cpp = p_domain_rand, p_cpp
+        self.min_target_voxels = min_target_voxels
+        self.pool: dict[int, Volume] = {}
+        self.count = 0
+        self.rng = np.random.default_rng([self.seed, self.rank, 0])
+
+    def _load(self, v: int) -> Volume:
+        r = np.random.default_rng([self.seed, self.rank, v, 7])
+        w = np.asarray([s[1] for s in self.sources], float)
+        get = self.sources[r.choice(len(self.sources), p=w / w.sum())][0]
+        image, labels = get(v * 1000 + self.rank)
+        return Volume(image, labels, r)
+
+    def _volume(self) -> Volume:
+        first = self.count // self.refresh_every
+        wanted = range(first, first + self.pool_size)
+        for v in list(self.pool):
+            if v not in wanted:
+                del self.pool[v]
+        for v in wanted:
+            if v not in self.pool:
+                self.pool[v] = self._load(v)
+        return self.pool[wanted[self.rng.integers(self.pool_size)]]
+
+    def _affine(self):
+        if self.rng.random() >= self.p_augment:
+            return np.eye(3)
+        axis = self.rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = np.deg2rad(self.rng.uniform(-10, 10))
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        rot = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+        return rot * self.rng.uniform(0.9, 1.1)
+
+    @staticmethod
+    def _cut(vol: Volume, center, matrix, order):
+        """64³ resampled around ``center`` (grid index) with output→input ``matrix``; out of volume: 0."""
+        src = vol.image if order == 1 else vol.labels
+        half = (PATCH - 1) / 2
+        offset = np.asarray(center, float) - matrix @ np.full(3, half)
+        if np.allclose(matrix, np.eye(3)):  # plain crop: exact and fast
+            o = np.rint(offset).astype(int)
+            from ..patches import crop
+
+            return crop(src, tuple(o), PATCH, 0)
+        return ndimage.affine_transform(src, matrix, offset, output_shape=(PATCH,) * 3, order=order,
+                                        mode="constant", cval=0, prefilter=False)
+
+    def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)  # same seed for U and V: the pair looks alike
+        if rng.random() < self.p_domain_rand:
+            lut = rng.uniform(0, 1, 1024).astype(np.float32)  # per-id intensity, same draw for U and V
+            img = lut[labels]
+            img = ndimage.gaussian_filter(img, rng.uniform(0.3, 1.2))
+            img = img + rng.normal(0, rng.uniform(0.01, 0.08), img.shape).astype(np.float32)
+            zz = np.linspace(-1, 1, PATCH, dtype=np.float32)
+            bias = 1 + rng.uniform(-0.2, 0.2) * zz[:, None, None] + rng.uniform(-0.2, 0.2) * zz[None, :, None]
+            img = img * bias
+        else:
+            img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.08, 0.08)
+            if rng.random() < 0.5:
+                img = img + rng.normal(0, rng.uniform(0.0, 0.04), img.shape).astype(np.float32)
+            if rng.random() < 0.3:
+                img = ndimage.gaussian_filter(img, rng.uniform(0.3, 0.9))
+        return np.clip(img, 0, 1).astype(np.float32)
+
+    def sample(self, count: int | None = None) -> Sample:
+        """Sample number ``count`` (default: the next one)."""
+        if count is not None:
+            self.count = int(count)
+        self.rng = np.random.default_rng([self.seed, self.rank, self.count, 1])
+        for _ in range(50):
+            vol = self._volume()
+            ids = np.asarray(list(vol.points))
+            w = np.asarray([RARE_TARGETS.get(int(i), 1.0) for i in ids])
+            label = int(ids[self.rng.choice(len(ids), p=w / w.sum())])
+            pts = vol.points[label]
+            center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3)
+            m = self._affine()
+            lab_u = self._cut(vol, center, m, 0)
+            target = lab_u == label
+            if target.sum() < self.min_target_voxels:
+                continue
+            seed = int(self.rng.integers(2**31))
+            img_u = self._intensity(self._cut(vol, center, m, 1), lab_u, seed)
+            image_v = target_v = face = None
+            if self.rng.random() < self.p_cpp:
+                faces = [(a, d) for a in range(3) for d in (-1, 1)
+                         if target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any()]
+                if faces:
+                    face = faces[self.rng.integers(len(faces))]
+                    step = np.zeros(3)
+                    step[face[0]] = face[1] * STRIDE
+                    c_v = center + m @ step
+                    lab_v = self._cut(vol, c_v, m, 0)
+                    target_v = lab_v == label
+                    image_v = self._intensity(self._cut(vol, c_v, m, 1), lab_v, seed)
+            self.count += 1
+            return Sample(img_u, target, image_v, target_v, face, label)
+        raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")

@@ -1,0 +1,199 @@
+"""The training loop: simulated click rounds, Dice+focal and CPP losses, DDP, exact resume.
+
+Reads top to bottom: batch → rounds of (decode → loss → next click) → CPP loss →
+backward → clip → step → log. Multi-GPU / multi-node is plain torch.distributed:
+launch with ``torchrun --nproc_per_node N -m ctsam3d_nb.train ...``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..clicks import first_click, next_click
+from ..modeling import build_model
+from ..modeling.cpp import cpp_target_heatmap
+from ..modeling.prompt import build_prompt_maps
+from .config import TrainConfig
+from .data import PatchSampler, find_pairs, folder_source, phantom_source
+from .losses import dice_score, mask_loss
+
+SLAB = 16  # overlap depth of neighbouring patches (PATCH - STRIDE)
+
+
+class TrainStep(torch.nn.Module):
+    """One training step's forward pass (wrapped in DDP when distributed)."""
+
+    def __init__(self, model, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, batch, rng: np.random.Generator):
+        cfg, model = self.cfg, self.model
+        img, tgt = batch["image"], batch["target"]
+        b = img.shape[0]
+        feats = model.encode(img)
+        gt = tgt[:, 0].bool().cpu().numpy()
+        points = [[first_click(g, rng=rng)] for g in gt]
+        labels = [[1] for _ in range(b)]
+        prev = batch["prior"]
+        loss, dices = 0.0, []
+        for r in range(cfg.click_rounds):
+            prompt = build_prompt_maps(prev, [np.asarray(p, float) for p in points],
+                                       [np.asarray(l) for l in labels], device=img.device)
+            logits = model.decode(feats, prompt)
+            loss = loss + mask_loss(logits, tgt, cfg.dice_weight, cfg.focal_weight,
+                                    cfg.focal_alpha, cfg.focal_gamma) / cfg.click_rounds
+            prob = torch.sigmoid(logits.detach().float())
+            pred = (prob[:, 0] > 0.5).cpu().numpy()
+            dices.append(float(dice_score(torch.from_numpy(pred), torch.from_numpy(gt)).mean()))
+            if r + 1 < cfg.click_rounds:
+                for i in range(b):
+                    nxt = next_click(pred[i], gt[i], rng=rng)
+                    if nxt is not None:
+                        points[i].append(nxt[0])
+                        labels[i].append(1 if nxt[1] else 0)
+            prev = prob
+        metrics = {"loss_mask": loss.item(), **{f"dice_r{r + 1}": d for r, d in enumerate(dices)}}
+        if batch["image_v"] is not None:
+            heat = model.cpp(batch["image_u_cpp"], prob[batch["v_index"]], batch["image_v"])
+            cpp_loss = torch.nn.functional.mse_loss(heat, batch["heat_v"])
+            loss = loss + cfg.cpp_weight * cpp_loss
+            metrics["loss_cpp"] = cpp_loss.item()
+        metrics["loss"] = loss.item()
+        return loss, metrics
+
+
+def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
+    img = torch.from_numpy(np.stack([s.image for s in samples]))[:, None]
+    tgt = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.float32))[:, None]
+    prior = torch.zeros(tgt.shape[:1] + tgt.shape[2:])
+    for i, s in enumerate(samples):  # start some rounds like a patch grown by CPP: a mask slab at one face
+        faces = [(a, d) for a in range(3) for d in (-1, 1)
+                 if s.target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any()]
+        if faces and rng.random() < cfg.p_seeded:
+            a, d = faces[rng.integers(len(faces))]
+            sl = (slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)
+            prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
+    batch = {"image": img.to(device), "target": tgt.to(device), "prior": prior.to(device), "image_v": None}
+    with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
+    if with_v:
+        batch["v_index"] = torch.tensor(with_v)
+        batch["image_u_cpp"] = img[with_v].to(device)
+        batch["image_v"] = torch.from_numpy(np.stack([samples[i].image_v for i in with_v]))[:, None].to(device)
+        heat = np.stack([cpp_target_heatmap(samples[i].target_v, sigma) for i in with_v])
+        batch["heat_v"] = torch.from_numpy(heat)[:, None].to(device)
+    return batch
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def _sources(cfg: TrainConfig):
+    sources = []
+    if cfg.phantom_weight > 0:
+        sources.append((phantom_source(cfg.seed * 1_000_000, cfg.phantom_shape), cfg.phantom_weight))
+    if cfg.real_pairs and cfg.real_weight > 0:
+        sources.append((folder_source([tuple(p) for p in cfg.real_pairs]), cfg.real_weight))
+    if cfg.folder and cfg.folder_weight > 0:
+        sources.append((folder_source(find_pairs(cfg.folder), cfg.folder_convention), cfg.folder_weight))
+    if not sources:
+        raise ValueError("no training data: set phantom_weight > 0, real_pairs + real_weight, or folder")
+    return sources
+
+
+def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
+    """Train (or resume) according to ``cfg``; returns the trained (unwrapped) model.
+
+    ``callbacks`` are called as ``cb(step, metrics)`` on rank 0 every ``log_every`` steps.
+    """
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if cfg.device == "auto":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.json")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    last = out / "last.pt"
+    if cfg.resume and last.exists():
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["step"])
+    step_module = TrainStep(model, cfg)
+    if distributed:
+        step_module = torch.nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    sampler = PatchSampler(_sources(cfg), seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
+                           refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
+                           p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp)
+    metrics_file = out / "metrics.jsonl"
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and rank == 0),
+               desc=f"train {cfg.model}")
+    t_last, n_last = time.perf_counter(), 0
+    model.train()
+    for step in bar:
+        rng = np.random.default_rng([cfg.seed, rank, step, 3])
+        torch.manual_seed(cfg.seed * 7919 + step * 31 + rank)
+        samples = [sampler.sample(step * cfg.batch_size + i) for i in range(cfg.batch_size)]
+        batch = _collate(samples, cfg, rng, device, model.config.cpp_sigma)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, metrics = step_module(batch, rng)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        n_last += cfg.batch_size * world
+        done = step + 1
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            now = time.perf_counter()
+            metrics.update(step=done, lr=_lr(cfg, step), grad_norm=float(gnorm),
+                           patches_per_s=n_last / (now - t_last), time=time.time())
+            t_last, n_last = now, 0
+            with open(metrics_file, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", dice=f"{metrics[f'dice_r{cfg.click_rounds}']:.2f}")
+            for cb in callbacks:
+                cb(done, metrics)
+        if rank == 0 and (done % cfg.save_every == 0 or done == cfg.steps):
+            tmp = last.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                        "config": dataclasses.asdict(cfg)}, tmp)
+            os.replace(tmp, last)
+    if rank == 0:
+        from ..checkpoint import save_checkpoint
+
+        save_checkpoint(model, out / "model.pt", overwrite=True, metadata={
+            "training": {"config": dataclasses.asdict(cfg), "steps": cfg.steps, "world_size": world}})
+    if distributed:
+        dist.barrier()
+    return model

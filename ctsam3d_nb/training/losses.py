@@ -1,0 +1,32 @@
+"""Losses: 0.8·soft Dice + 0.2·focal on mask logits, MSE on CPP heatmaps."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice per sample, averaged; ``logits``/``target`` ``(B, 1, D, H, W)``."""
+    p = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
+    inter = (p * t).sum(1)
+    return (1 - (2 * inter + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, gamma: float = 2.0) -> torch.Tensor:
+    """Binary focal loss (Lin et al.) on logits, mean over voxels."""
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = torch.exp(-ce)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * (1 - p_t) ** gamma * ce).mean()
+
+
+def mask_loss(logits, target, dice_weight=0.8, focal_weight=0.2, alpha=0.8, gamma=2.0) -> torch.Tensor:
+    return dice_weight * soft_dice_loss(logits, target) + focal_weight * focal_loss(logits, target, alpha, gamma)
+
+
+def dice_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Hard Dice per sample of boolean masks ``(B, ...)`` (1 when both are empty)."""
+    p, t = pred.flatten(1).float(), target.flatten(1).float()
+    s = p.sum(1) + t.sum(1)
+    return torch.where(s > 0, 2 * (p * t).sum(1) / s.clamp_min(1), torch.ones_like(s))

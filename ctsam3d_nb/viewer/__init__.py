@@ -1,0 +1,23 @@
+"""Notebook viewers: click-to-segment slice views (ipympl) and a 3D surface view (ipyvolume).
+
+    from ctsam3d_nb.viewer import SliceViewer, VolumeView
+    %matplotlib widget                                   # so that clicks reach Python
+    view3d = VolumeView(predictor)
+    viewer = SliceViewer(ct, predictor, volume_view=view3d)
+    viewer                                               # left click = include, right click = exclude
+
+The pixel ↔ voxel geometry lives in :mod:`ctsam3d_nb.viewer.geometry` (plain
+functions, tested without a display). ``VolumeView`` imports ipyvolume only when used.
+"""
+from .geometry import VIEWS, Orientation, data_to_voxel, voxel_to_data
+from .slice_viewer import SliceViewer, ipympl_active
+
+__all__ = ["SliceViewer", "VolumeView", "Orientation", "VIEWS", "data_to_voxel", "voxel_to_data", "ipympl_active"]
+
+
+def __getattr__(name):
+    if name == "VolumeView":  # lazy: ipyvolume (and pythreejs) take a while to import
+        from .volume_view import VolumeView
+
+        return VolumeView
+    raise AttributeError(f"module 'ctsam3d_nb.viewer' has no attribute {name!r}")

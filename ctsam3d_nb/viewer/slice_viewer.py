@@ -1,0 +1,486 @@
+"""`SliceViewer`: axial, coronal and sagittal views of a CT, click to segment.
+
+    viewer = SliceViewer(ct, predictor)       # in a notebook cell, after %matplotlib widget
+    viewer                                    # left click = include, right click = exclude
+    viewer.click((z, y, x), positive=True)    # the same thing from code
+
+Views are the canonical LPS slices (see :mod:`.geometry`): radiological
+convention whatever the file's axis order, pixels with their physical shape.
+Every click - mouse, coordinate boxes or code - goes through :meth:`SliceViewer.click`;
+the display is then updated by ``set_data`` on the three current slices only.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..anatomy import names
+from ..render import WINDOWS
+from ..volume import CTVolume
+from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, predictor_labels,
+                       view_aspect, view_layout, view_slice, voxel_to_data)
+
+__all__ = ["SliceViewer", "ipympl_active"]
+
+IPYMPL_BACKENDS = ("module://ipympl.backend_nbagg", "widget", "ipympl")
+_EDGE_LETTERS = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}  # left, right, top, bottom
+_NO_CLICKS_MSG = (
+    "Clicks on the images cannot reach Python here (matplotlib backend: <code>{backend}</code>). "
+    "Run <code>%matplotlib widget</code> (needs <code>ipympl</code>; in Colab first "
+    "<code>from google.colab import output; output.enable_custom_widget_manager()</code>) and create "
+    "the viewer again, or type voxel coordinates (z, y, x) below.")
+
+
+def ipympl_active() -> bool:
+    """True if matplotlib's backend is ipympl (``%matplotlib widget``), so canvas clicks reach Python."""
+    import matplotlib
+
+    return matplotlib.get_backend() in IPYMPL_BACKENDS
+
+
+def _new_figure(figsize, interactive: bool):
+    """A Figure with an ipympl canvas (interactive) or an Agg canvas (rendered to PNG)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    with plt.ioff():  # never auto-displayed, never registered with pyplot (no leak, no double canvas)
+        fig = Figure(figsize=figsize)
+        if interactive:
+            from ipympl.backend_nbagg import Canvas, FigureManager
+
+            canvas = Canvas(fig)
+            FigureManager(canvas, 0)  # gives the canvas its toolbar (zoom, pan, save)
+            canvas.header_visible = canvas.resizable = False
+            canvas.capture_scroll = True  # the wheel changes slices, not the page
+        else:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            FigureCanvasAgg(fig)
+    return fig
+
+
+class SliceViewer:
+    """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
+
+    Args:
+        ct: the CT (any axis order; shown in canonical LPS orientation).
+        predictor: a :class:`~ctsam3d_nb.predictor.Predictor`; its volume is set to ``ct`` if
+            unset. Without one the viewer only navigates and shows ``labels``.
+        labels: optional label map or bool mask on ``ct``'s grid ``(z, y, x)`` (plain viewer).
+        window: a name in ``render.WINDOWS`` or ``(level, width)`` in HU.
+        interactive: ipympl canvases that receive clicks; default: whether the ipympl backend
+            is active. Otherwise the views are PNG images and coordinate boxes replace clicks.
+        volume_view: a :class:`~ctsam3d_nb.viewer.VolumeView` to update after every change.
+        size: longest side of each view in inches (100 px per inch).
+        alpha: overlay opacity 0..1.
+
+    Example:
+        >>> viewer = SliceViewer(ct, Predictor(load_model("nano")))   # doctest: +SKIP
+        >>> viewer.click((60, 250, 200)); viewer.predictor.mask.sum()   # doctest: +SKIP
+    """
+
+    def __init__(self, ct: CTVolume, predictor=None, labels=None, window="soft_tissue", interactive=None,
+                 volume_view=None, size: float = 3.6, alpha: float = 0.45):
+        if not isinstance(ct, CTVolume):
+            raise TypeError(f"SliceViewer needs a CTVolume (from load_ct), got {type(ct).__name__}")
+        if predictor is not None and labels is not None:
+            raise ValueError("pass either predictor= (interactive segmentation) or labels= (plain viewer), not both")
+        if predictor is not None:
+            if getattr(predictor, "ct", None) is None:
+                predictor.set_volume(ct)
+            elif predictor.ct is not ct and not predictor.ct.same_geometry(ct):
+                raise ValueError("the predictor holds another CT (different geometry); call "
+                                 "predictor.set_volume(ct) or pass the CT it was set up with")
+        self.ct, self.predictor, self.volume_view = ct, predictor, volume_view
+        self.orient = Orientation.from_ct(ct)
+        self.interactive = ipympl_active() if interactive is None else bool(interactive)
+        self.alpha = float(alpha)
+        self._hu = self.orient.to_canonical(ct.array)  # a view: no copy of the CT
+        self.cursor = [n // 2 for n in self.orient.shape]  # canonical (z', y', x') of the crosshair
+        self._hold = False  # True while several widgets change at once: draw once, at the end
+        self._labels = self._labels_c = None
+        self._colors, self._lut = {}, label_colors(2, alpha=self.alpha)
+        if labels is not None:
+            self.set_labels(labels, _draw=False)
+        self._build_figures(size)
+        self._build_widgets(window)
+        if predictor is not None and predictor.objects:
+            self._after_change("", draw=False)
+        self._redraw_all()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def widget(self):
+        """The top-level ipywidgets layout (display it, or put it in your own layout)."""
+        return self._root
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self._root)
+
+    def show(self):
+        """Display the viewer in the current notebook cell."""
+        self._ipython_display_()
+
+    def click(self, voxel_zyx, positive: bool = True) -> np.ndarray:
+        """Add a prompt at CT voxel ``(z, y, x)``, exactly as a mouse click would.
+
+        Moves the crosshair there, updates overlays, markers, status (and the linked
+        VolumeView). Returns the current object's mask (bool, ``ct.shape``).
+        """
+        if self.predictor is None:
+            raise RuntimeError("this viewer has no predictor: create it with SliceViewer(ct, predictor)")
+        mask = self.predictor.click(voxel_zyx, positive=bool(positive))
+        self.goto(voxel_zyx, _draw=False)
+        where = tuple(int(round(v)) for v in voxel_zyx)
+        self._after_change(f"{'+' if positive else '−'} click at (z, y, x) = {where}", timing=True)
+        return mask
+
+    def goto(self, voxel_zyx, _draw=True):
+        """Move the crosshair (and the three slices) to CT voxel ``(z, y, x)``."""
+        c = self.orient.canonical_index(np.rint(np.asarray(voxel_zyx, float)).astype(int))
+        if np.any(c < 0) or np.any(c >= np.asarray(self.orient.shape)):
+            raise ValueError(f"voxel {tuple(voxel_zyx)} is outside the CT (shape (z, y, x) = {self.ct.shape})")
+        self._hold = True
+        try:
+            self.cursor = [int(v) for v in c]
+            for view in VIEWS:
+                self.sliders[view].value = self.cursor[view_layout(view)[0]]
+        finally:
+            self._hold = False
+        for box, v in zip(getattr(self, "coord_boxes", ()), self.voxel):
+            box.value = v
+        if _draw:
+            self._redraw_all()
+
+    @property
+    def voxel(self) -> tuple[int, int, int]:
+        """The crosshair position as CT voxel ``(z, y, x)``."""
+        return tuple(int(v) for v in self.orient.ct_index(np.asarray(self.cursor)))
+
+    def new_object(self, name: str | None = None):
+        """Start a new object (an ontology name such as "liver" gets its id and colour)."""
+        obj = self.predictor.new_object(name or f"object {len(self.predictor.objects) + 1}")
+        self._after_change(f"new object {html.escape(obj.name)!r} (label {obj.label_id}): click on it")
+        return obj
+
+    def select_object(self, which):
+        """Make an existing object (index or name) current and show its clicks."""
+        obj = self.predictor.select_object(which)
+        self._after_change(f"object {html.escape(obj.name)!r} selected")
+        return obj
+
+    def undo(self) -> bool:
+        """Undo the last click / new object / reset, and show the result."""
+        return self._history("undo")
+
+    def redo(self) -> bool:
+        """Redo what :meth:`undo` took back, and show the result."""
+        return self._history("redo")
+
+    def reset(self):
+        """Clear the current object's clicks and mask (undoable)."""
+        self._history("reset")
+
+    def refresh(self):
+        """Redraw from the predictor's state (after calling the predictor directly)."""
+        self._after_change("")
+
+    def set_labels(self, labels, colors: dict | None = None, _draw=True, _top=None):
+        """Show a label map / bool mask on the CT grid ``(z, y, x)``; ``colors``: value → RGB."""
+        if labels is None:
+            self._labels = self._labels_c = None
+        else:
+            lab = np.asarray(labels)
+            if lab.shape != self.ct.shape:
+                raise ValueError(f"labels shape {lab.shape} differs from the CT's {self.ct.shape} (z, y, x)")
+            if lab.dtype.kind not in "biu":
+                raise TypeError(f"labels must be bool or integer ids, got dtype {lab.dtype}")
+            if lab.dtype == bool:
+                colors, lab = colors or {1: (255, 64, 64)}, lab.view(np.uint8)
+            self._labels, self._labels_c = lab, self.orient.to_canonical(lab)
+        self._colors = dict(colors or {})
+        if _top is None:  # a full-volume max, skipped when the ids are known (predictor objects)
+            _top = int(self._labels.max()) if self._labels is not None and self._labels.size else 0
+        self._lut = label_colors(max([_top, *self._colors]) + 1, self._colors, self.alpha)
+        if _draw:
+            self._redraw_all()
+
+    def export(self, path, overwrite: bool = False, current_only: bool = False) -> Path:
+        """Write all objects as a label map (ontology ids) in the CT's geometry via ``io.save_mask``.
+
+        ``current_only`` writes the current object as a 0/1 mask. Refuses to replace a file
+        unless ``overwrite``. Returns the written path.
+        """
+        from ..io import save_mask
+
+        if self.predictor is None or not self.predictor.objects:
+            raise RuntimeError("nothing to export yet: segment something first")
+        data = self.predictor.mask if current_only else self.predictor.label_map
+        return save_mask(data, self.ct, path, overwrite=overwrite)
+
+    def close(self):
+        """Close the three canvases (frees their front-end views)."""
+        for fig in self.figures.values():
+            getattr(fig.canvas, "close", lambda: None)()
+
+    # ------------------------------------------------------------------ figures
+    def _build_figures(self, size):
+        self.figures, self.axes, self.images, self.overlays, self.markers, self.crosshair = {}, {}, {}, {}, {}, {}
+        sp, shape = self.orient.spacing, self.orient.shape
+        for view in VIEWS:
+            s, r, c, origin = view_layout(view)
+            h_mm, w_mm = shape[r] * sp[r], shape[c] * sp[c]
+            scale = size / max(h_mm, w_mm)
+            fig = _new_figure((max(w_mm * scale, 1.0), max(h_mm * scale, 1.0)), self.interactive)
+            ax = fig.add_axes((0, 0, 1, 1))
+            ax.set_axis_off()
+            kw = dict(origin=origin, aspect=view_aspect(self.orient, view), interpolation="nearest")
+            sl = view_slice(self._hu, view, self.cursor[s])
+            self.images[view] = ax.imshow(sl, cmap="gray", **kw)
+            self.overlays[view] = ax.imshow(np.zeros(sl.shape + (4,), np.uint8), **kw)
+            line = dict(color="#ffd54f", lw=0.7, alpha=0.7)
+            self.crosshair[view] = (ax.axvline(0, **line), ax.axhline(0, **line))
+            self.markers[view] = (ax.plot([], [], "+", color="#00e000", ms=11, mew=2.5)[0],
+                                  ax.plot([], [], "_", color="#ff3030", ms=11, mew=2.5)[0])
+            for (x, y), letter in zip(((0.02, 0.5), (0.98, 0.5), (0.5, 0.98), (0.5, 0.02)), _EDGE_LETTERS[view]):
+                ax.text(x, y, letter, transform=ax.transAxes, color="#ffd54f", fontsize=8, ha="center", va="center")
+            ax.text(0.02, 0.98, view, transform=ax.transAxes, color="w", fontsize=8, va="top")
+            ax.format_coord = functools.partial(self._format_coord, view)  # hover read-out: voxel and HU
+            fig.canvas.mpl_connect("button_press_event", functools.partial(self._on_press, view))
+            fig.canvas.mpl_connect("scroll_event", functools.partial(self._on_scroll, view))
+            self.figures[view], self.axes[view] = fig, ax
+
+    def _format_coord(self, view, x, y):
+        try:
+            v = data_to_voxel(self.orient, view, self.cursor[view_layout(view)[0]], x, y)
+        except ValueError:
+            return ""
+        return f"(z, y, x) = {v}   HU {self.ct.array[v]}"
+
+    def _update_view(self, view):
+        """``set_data`` on one view's artists: slice, overlay, crosshair, click markers."""
+        k = self.cursor[view_layout(view)[0]]
+        self.images[view].set_data(view_slice(self._hu, view, k))
+        if self._labels_c is None:
+            self.overlays[view].set_data(np.zeros(self.images[view].get_array().shape + (4,), np.uint8))
+        else:
+            self.overlays[view].set_data(self._lut[view_slice(self._labels_c, view, k)])
+        _, x, y = canonical_to_data(view, self.cursor)
+        self.crosshair[view][0].set_xdata([x, x])
+        self.crosshair[view][1].set_ydata([y, y])
+        p = self.predictor
+        clicks = p.objects[p.current].clicks if p is not None and p.objects else []
+        for line, sign in zip(self.markers[view], (True, False)):
+            pts = [voxel_to_data(self.orient, view, zyx) for zyx, _, pos in clicks if pos == sign]
+            pts = np.array([(px, py) for sl, px, py in pts if sl == k]).reshape(-1, 2)
+            line.set_data(pts[:, 0], pts[:, 1])
+
+    def _draw(self, view):
+        fig = self.figures[view]
+        if self.interactive:
+            fig.canvas.draw_idle()
+        elif hasattr(self, "_pngs"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            self._pngs[view].value = buf.getvalue()
+
+    def _redraw_all(self):
+        for view in VIEWS:
+            self._update_view(view)
+            self._draw(view)
+
+    # ------------------------------------------------------------------ events
+    def _on_press(self, view, event):
+        """Mouse press on a view: left = the ± toggle's mode, right = exclude, middle = move."""
+        if event.inaxes is not self.axes[view] or event.xdata is None:
+            return
+        toolbar = getattr(getattr(event, "canvas", None), "toolbar", None)
+        if toolbar is not None and str(getattr(toolbar, "mode", "")):
+            return  # zoom / pan is active: that click is for the toolbar
+        try:
+            voxel = data_to_voxel(self.orient, view, self.cursor[view_layout(view)[0]], event.xdata, event.ydata)
+            button = int(getattr(event, "button", 1) or 1)
+            mode = self.mode.value if self.predictor is not None else "move"
+            if mode == "move" or button == 2:
+                self.goto(voxel)
+                self._status(f"crosshair at (z, y, x) = {voxel}, HU {self.ct.array[voxel]}")
+            else:
+                self.click(voxel, positive=(button != 3 and mode == "+"))
+        except Exception as e:  # shown in the status line: widget callbacks have no visible traceback
+            self._error(e)
+
+    def _on_scroll(self, view, event):
+        if event.inaxes is self.axes[view]:
+            slider = self.sliders[view]
+            slider.value = int(np.clip(slider.value + (1 if event.button == "up" else -1), 0, slider.max))
+
+    def _on_slider(self, view, change):
+        self.cursor[view_layout(view)[0]] = int(change["new"])
+        if not self._hold:
+            self._redraw_all()  # this view's slice, and the crosshair lines of the other two
+
+    def _history(self, op):
+        done = getattr(self.predictor, op)()
+        self._after_change(f"{op}: nothing to {op}" if done is False else op)
+        return done
+
+    def _after_change(self, message, timing=False, draw=True):
+        """After any predictor change: label map once, object list, overlays, status, 3D view."""
+        p = self.predictor
+        labels, colors = predictor_labels(p)
+        self.set_labels(labels, colors, _draw=False, _top=max(colors, default=0))
+        self._sync_objects()
+        if draw:
+            self._redraw_all()
+        parts = [message] if message else []
+        if timing and p.last_timing.get("total") is not None:
+            parts.append(f"{1000 * p.last_timing['total']:.0f} ms")
+        if p.objects:
+            obj, n = p.objects[p.current], len(p.objects[p.current].clicks)
+            ml = np.count_nonzero(p.mask) * self.ct.voxel_volume_ml
+            parts.append(f"{html.escape(obj.name)}: {ml:.1f} mL, {n} click{'s' * (n != 1)}")
+        self._status(" · ".join(parts))
+        if self.volume_view is not None:
+            self.volume_view.update(labels=labels, colors=colors)
+
+    # ------------------------------------------------------------------ widgets
+    @staticmethod
+    def _window_range(window):
+        level, width = WINDOWS[window] if isinstance(window, str) else window
+        return float(level - width / 2), float(level + width / 2)
+
+    def _build_widgets(self, window):
+        import ipywidgets as W
+
+        self.sliders, boxes, self._pngs = {}, [], {}
+        for view in VIEWS:
+            s = view_layout(view)[0]
+            self.sliders[view] = W.IntSlider(value=self.cursor[s], min=0, max=self.orient.shape[s] - 1,
+                                             description=view, continuous_update=self.interactive)
+            self.sliders[view].observe(functools.partial(self._on_slider, view), "value")
+            if not self.interactive:
+                self._pngs[view] = W.Image(format="png")
+            boxes.append(W.VBox([self._pngs.get(view, self.figures[view].canvas), self.sliders[view]]))
+        ends = np.array([self._window_range(n) for n in WINDOWS] + [self._window_range(window)])
+        self.window = W.Dropdown(options=[(n.replace("_", " "), n) for n in WINDOWS] + [("custom", "custom")],
+                                 value=window if isinstance(window, str) else "custom", description="window")
+        self.window_range = W.FloatRangeSlider(
+            value=self._window_range(window), min=float(min(-1024, ends.min(), np.min(self.ct.array))),
+            max=float(max(3071, ends.max(), np.max(self.ct.array))), step=1, description="HU",
+            continuous_update=self.interactive)
+        self.opacity = W.FloatSlider(value=self.alpha, min=0, max=1, step=0.05, description="overlay",
+                                     continuous_update=False)
+        self.window.observe(self._on_window, "value")
+        self.window_range.observe(self._on_range, "value")
+        self.opacity.observe(self._on_opacity, "value")
+        self._on_range({"new": self.window_range.value})
+        self.status = W.HTML(value="")
+        self.status.add_class("ctsam3d-status")
+        rows = [W.HBox(boxes), W.HBox([self.window, self.window_range, self.opacity])]
+        if self.predictor is not None:
+            rows += self._predictor_widgets(W)
+        if not self.interactive:
+            import matplotlib
+
+            self.message = W.HTML(_NO_CLICKS_MSG.format(backend=html.escape(matplotlib.get_backend())))
+            self.message.add_class("ctsam3d-no-clicks")
+            rows += [self.message, self._coordinate_widgets(W)]
+        self._root = W.VBox(rows + [self.status])
+
+    def _predictor_widgets(self, W):
+        btn = functools.partial(W.Button, layout=W.Layout(width="auto"))
+        self.mode = W.ToggleButtons(options=[("+ include", "+"), ("− exclude", "-"), ("move", "move")],
+                                    tooltips=["left click: positive prompt (right click: negative)",
+                                              "left click: negative prompt (for trackpads)",
+                                              "clicks only move the crosshair"], style={"button_width": "80px"})
+        self.object_select = W.Dropdown(options=[], description="object")
+        self.object_select.observe(self._on_select, "value")
+        self.object_name = W.Combobox(options=list(names()), placeholder="structure, e.g. liver",
+                                      layout=W.Layout(width="200px"))
+        self.new_button = btn(description="new object", icon="plus")
+        self.undo_button, self.redo_button = btn(description="undo", icon="undo"), btn(description="redo", icon="repeat")
+        self.reset_button = btn(description="reset object", icon="trash")
+        self.export_name = W.Text(value="segmentation.nii.gz", description="file")
+        self.overwrite = W.Checkbox(value=False, description="overwrite", indent=False, layout=W.Layout(width="100px"))
+        self.export_button = btn(description="export", icon="save")
+        for b, fn in ((self.new_button, lambda _: self.new_object(self.object_name.value.strip())),
+                      (self.undo_button, lambda _: self.undo()), (self.redo_button, lambda _: self.redo()),
+                      (self.reset_button, lambda _: self.reset()), (self.export_button, self._on_export)):
+            b.on_click(self._guarded(fn))
+        return [W.HBox([self.mode, self.object_select, self.object_name, self.new_button]),
+                W.HBox([self.undo_button, self.redo_button, self.reset_button, self.export_name, self.overwrite,
+                        self.export_button])]
+
+    def _coordinate_widgets(self, W):
+        self.coord_boxes = [W.IntText(value=v, description=a, layout=W.Layout(width="130px"),
+                                      style={"description_width": "15px"}) for v, a in zip(self.voxel, "zyx")]
+        typed = lambda: [box.value for box in self.coord_boxes]  # noqa: E731
+        actions = [("go to", lambda _: self.goto(typed()))]
+        if self.predictor is not None:
+            actions += [("add +", lambda _: self.click(typed(), True)), ("add −", lambda _: self.click(typed(), False))]
+        buttons = [W.Button(description=d, layout=W.Layout(width="auto")) for d, _ in actions]
+        for b, (_, fn) in zip(buttons, actions):
+            b.on_click(self._guarded(fn))
+        return W.HBox(self.coord_boxes + buttons)
+
+    def _guarded(self, fn):
+        """A widget callback whose errors appear in the status line (else they vanish into the log)."""
+        @functools.wraps(fn)
+        def run(*args):
+            try:
+                fn(*args)
+            except Exception as e:
+                self._error(e)
+        return run
+
+    def _status(self, text_html):
+        self.status.value = text_html
+
+    def _error(self, e):
+        self.status.value = f"<span style='color:#c62828'>⚠ {html.escape(str(e))}</span>"
+
+    def _on_window(self, change):
+        if change["new"] != "custom":
+            self.window_range.value = self._window_range(change["new"])
+
+    def _on_range(self, change):
+        lo, hi = change["new"]
+        for im in self.images.values():
+            im.set_clim(lo, max(hi, lo + 1))
+        if self.window.value != "custom" and tuple(change["new"]) != self._window_range(self.window.value):
+            self.window.value = "custom"
+        if "old" in change:  # not the initial call
+            for view in VIEWS:
+                self._draw(view)
+
+    def _on_opacity(self, change):
+        self.alpha = float(change["new"])
+        self._lut[1:, 3] = int(round(255 * self.alpha))
+        self._redraw_all()
+
+    def _sync_objects(self):
+        p = self.predictor
+        self._hold = True
+        try:
+            self.object_select.options = [(f"{i + 1}. {o.name}", i) for i, o in enumerate(p.objects)]
+            self.object_select.value = p.current if p.objects else None
+        finally:
+            self._hold = False
+
+    def _on_select(self, change):
+        if not self._hold and change["new"] is not None and change["new"] != self.predictor.current:
+            self._guarded(self.select_object)(change["new"])
+
+    def _on_export(self, _):
+        try:
+            path = self.export(self.export_name.value, overwrite=self.overwrite.value)
+        except FileExistsError as e:
+            raise FileExistsError(f"{e.args[0].split(';')[0]}: tick 'overwrite' to replace it, or change the "
+                                  "file name") from None
+        self._status(f"saved {html.escape(str(path))}")
