@@ -58,9 +58,30 @@ def main(argv=None) -> int:
         print(f"error: '{args.structure}' is not in the sample's label map", file=sys.stderr)
         return 2
     print(f"loaded {ct} in {time.perf_counter() - t0:.2f} s; {len(np.unique(labels)) - 1} labelled structures")
-    print(f"{args.structure}: {target.sum() * ct.voxel_volume_ml:.0f} mL in the reference labels")
-    fig = render_orthogonal(ct, labels, center=np.argwhere(target).mean(0),
-                            title=f"ctsam3d_nb sample: {args.structure} and its neighbours")
+    from .checkpoint import load_model
+    from .clicks import first_click
+    from .predictor import Predictor
+
+    try:
+        model = load_model("nano")
+    except FileNotFoundError as e:  # no trained weights in this install: show the sample only
+        print(f"note: {e}")
+        fig = render_orthogonal(ct, labels, center=np.argwhere(target).mean(0),
+                                title=f"ctsam3d_nb sample: {args.structure} and its neighbours")
+        fig.savefig(out, dpi=100)
+        print(f"wrote {out.resolve()}")
+        return 0
+    pred = Predictor(model).set_volume(ct)
+    click = first_click(target, spacing=ct.spacing)
+    mask = pred.click(click)
+    dice = 2 * (mask & target).sum() / (mask.sum() + target.sum())
+    t = pred.last_timing
+    print(f"one click at voxel (z, y, x) = {click} on the {args.structure}: "
+          f"{mask.sum() * ct.voxel_volume_ml:.0f} mL segmented (reference {target.sum() * ct.voxel_volume_ml:.0f} mL), "
+          f"{len(pred.object.masks.probs)} patch(es), {t['total'] * 1000:.0f} ms on {pred.device}")
+    print(f"Dice = {dice:.3f}")
+    fig = render_orthogonal(ct, mask.astype(np.uint8) * sid, center=click,
+                            title=f"{args.structure} from one click (Dice {dice:.3f} vs the reference labels)")
     fig.savefig(out, dpi=100)
     print(f"wrote {out.resolve()}")
     return 0

@@ -70,3 +70,15 @@ def test_public_api_is_complete():
                                   "data_samples/README.md"])
 def test_project_files_exist(path):
     assert (REPO / path).is_file()
+
+
+def test_demo_runs_and_writes_png(tmp_path, capsys):
+    from ctsam3d_nb.demo import main
+
+    out = tmp_path / "demo.png"
+    assert main(["--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "72 labelled structures" in printed
+    assert main(["--out", str(out)]) == 2  # an explicit output is never overwritten silently
+    assert main(["--out", str(out), "--overwrite"]) == 0

@@ -223,6 +223,8 @@ def test_window_presets_and_custom_range():
     assert viewer.window.value == "custom" and viewer.images["coronal"].get_clim() == (-100.0, 100.0)
     viewer.window.value = "bone"
     assert viewer.window_range.value == (-500.0, 1300.0)
+    viewer.window_range.value = (-500.00000001, 1300.0)  # what the browser's slider echoes back
+    assert viewer.window.value == "bone"
 
 
 def test_static_mode_says_so_and_offers_coordinate_entry():
@@ -273,3 +275,21 @@ def test_plain_viewer_with_labels_navigates():
     assert hasattr(mask_viewer, "_ipython_display_") and mask_viewer.widget is not None
     with pytest.raises(ValueError, match="either"):
         SliceViewer(ct, Predictor(RegionModel()), labels=labels)
+
+
+@pytest.mark.realct
+def test_real_ct_and_label_map(real_ct_dir):
+    """The RAS abdominal CT: the pixel under each mapped voxel shows its HU and its label colour."""
+    from ctsam3d_nb import load_ct
+    from ctsam3d_nb.anatomy import color_lut
+
+    ct = load_ct(real_ct_dir / "example_ct_sm.nii.gz")
+    labels = load_labels(real_ct_dir / "example_seg.nii.gz", ct)
+    viewer = SliceViewer(ct, labels=labels)
+    liver = tuple(int(c) for c in np.argwhere(labels == by_name("liver").id)[::97][3])
+    viewer.goto(liver)
+    for v in VIEWS:
+        k, xd, yd = voxel_to_data(viewer.orient, v, liver)
+        row, col = int(yd), int(xd)
+        assert viewer.images[v].get_array()[row, col] == ct.array[liver]
+        assert tuple(np.asarray(viewer.overlays[v].get_array())[row, col, :3]) == tuple(color_lut()[labels[liver]])

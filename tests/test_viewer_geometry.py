@@ -46,7 +46,8 @@ def test_orientation_matches_dicomorient_for_every_signed_permutation():
     for perm in itertools.permutations(range(3)):
         for signs in itertools.product((1, -1), repeat=3):
             for tilt in (0, 20):
-                ct = CTVolume.from_array(hu, spacing=(3.0, 2.0, 1.0), direction=_rot_z(tilt) @ _signed_perm(perm, signs))
+                direction = _rot_z(tilt) @ _signed_perm(perm, signs)
+                ct = CTVolume.from_array(hu, spacing=(3.0, 2.0, 1.0), direction=direction)
                 ref, _, ref_spacing = canonical_view(ct)
                 o = Orientation.from_ct(ct)
                 assert np.array_equal(o.to_canonical(ct.array), ref), (perm, signs, tilt)

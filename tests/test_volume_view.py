@@ -110,3 +110,15 @@ def test_bad_input_is_refused():
         VolumeView(np.zeros((2, 2, 2), np.uint8), ct)
     with pytest.raises(RuntimeError, match="set_volume"):
         VolumeView(Predictor(RegionModel()))
+
+
+@pytest.mark.realct
+def test_real_label_map_gives_one_surface_per_structure(real_ct_dir):
+    from ctsam3d_nb import load_ct, load_labels
+
+    ct = load_ct(real_ct_dir / "example_ct_sm.nii.gz")
+    labels = load_labels(real_ct_dir / "example_seg.nii.gz", ct)
+    view = VolumeView(labels, ct, max_size=64)
+    present = set(np.unique(labels).tolist()) - {0}
+    assert set(view.meshes) == present and len(view.figure.meshes) == len(present)
+    assert "liver" in view.legend.value

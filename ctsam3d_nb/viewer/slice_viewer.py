@@ -244,6 +244,8 @@ class SliceViewer:
             sl = view_slice(self._hu, view, self.cursor[s])
             self.images[view] = ax.imshow(sl, cmap="gray", **kw)
             self.overlays[view] = ax.imshow(np.zeros(sl.shape + (4,), np.uint8), **kw)
+            for im in (self.images[view], self.overlays[view]):
+                im.set_mouseover(False)  # the hover read-out is _format_coord's voxel and HU
             line = dict(color="#ffd54f", lw=0.7, alpha=0.7)
             self.crosshair[view] = (ax.axvline(0, **line), ax.axhline(0, **line))
             self.markers[view] = (ax.plot([], [], "+", color="#00e000", ms=11, mew=2.5)[0],
@@ -361,8 +363,10 @@ class SliceViewer:
         self.sliders, boxes, self._pngs = {}, [], {}
         for view in VIEWS:
             s = view_layout(view)[0]
+            width = max(int(self.figures[view].get_figwidth() * self.figures[view].dpi), 240)
             self.sliders[view] = W.IntSlider(value=self.cursor[s], min=0, max=self.orient.shape[s] - 1,
-                                             description=view, continuous_update=self.interactive)
+                                             description=view, continuous_update=self.interactive,
+                                             layout=W.Layout(width=f"{width}px"))
             self.sliders[view].observe(functools.partial(self._on_slider, view), "value")
             if not self.interactive:
                 self._pngs[view] = W.Image(format="png")
@@ -373,7 +377,7 @@ class SliceViewer:
         self.window_range = W.FloatRangeSlider(
             value=self._window_range(window), min=float(min(-1024, ends.min(), np.min(self.ct.array))),
             max=float(max(3071, ends.max(), np.max(self.ct.array))), step=1, description="HU",
-            continuous_update=self.interactive)
+            readout_format=".0f", continuous_update=self.interactive)
         self.opacity = W.FloatSlider(value=self.alpha, min=0, max=1, step=0.05, description="overlay",
                                      continuous_update=False)
         self.window.observe(self._on_window, "value")
@@ -398,13 +402,14 @@ class SliceViewer:
         self.mode = W.ToggleButtons(options=[("+ include", "+"), ("− exclude", "-"), ("move", "move")],
                                     tooltips=["left click: positive prompt (right click: negative)",
                                               "left click: negative prompt (for trackpads)",
-                                              "clicks only move the crosshair"], style={"button_width": "80px"})
+                                              "clicks only move the crosshair"], style={"button_width": "95px"})
         self.object_select = W.Dropdown(options=[], description="object")
         self.object_select.observe(self._on_select, "value")
         self.object_name = W.Combobox(options=list(names()), placeholder="structure, e.g. liver",
                                       layout=W.Layout(width="200px"))
         self.new_button = btn(description="new object", icon="plus")
-        self.undo_button, self.redo_button = btn(description="undo", icon="undo"), btn(description="redo", icon="repeat")
+        self.undo_button = btn(description="undo", icon="undo")
+        self.redo_button = btn(description="redo", icon="repeat")
         self.reset_button = btn(description="reset object", icon="trash")
         self.export_name = W.Text(value="segmentation.nii.gz", description="file")
         self.overwrite = W.Checkbox(value=False, description="overwrite", indent=False, layout=W.Layout(width="100px"))
@@ -423,7 +428,8 @@ class SliceViewer:
         typed = lambda: [box.value for box in self.coord_boxes]  # noqa: E731
         actions = [("go to", lambda _: self.goto(typed()))]
         if self.predictor is not None:
-            actions += [("add +", lambda _: self.click(typed(), True)), ("add −", lambda _: self.click(typed(), False))]
+            actions += [("add +", lambda _: self.click(typed(), True)),
+                        ("add −", lambda _: self.click(typed(), False))]
         buttons = [W.Button(description=d, layout=W.Layout(width="auto")) for d, _ in actions]
         for b, (_, fn) in zip(buttons, actions):
             b.on_click(self._guarded(fn))
@@ -453,7 +459,9 @@ class SliceViewer:
         lo, hi = change["new"]
         for im in self.images.values():
             im.set_clim(lo, max(hi, lo + 1))
-        if self.window.value != "custom" and tuple(change["new"]) != self._window_range(self.window.value):
+        preset = self.window.value
+        # the browser's slider sends back values off by float rounding: compare to the step
+        if preset != "custom" and not np.allclose(change["new"], self._window_range(preset), atol=0.5):
             self.window.value = "custom"
         if "old" in change:  # not the initial call
             for view in VIEWS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 
+import ipywidgets as W
 import numpy as np
 
 from ..volume import CTVolume
@@ -51,10 +52,11 @@ class VolumeView:
             or a label map / bool mask on the CT grid ``(z, y, x)``.
         ct: the CT the labels belong to (spacing and orientation); default: the predictor's.
             Without it, unit spacing and the array axes as given.
-        show_ct: also volume-render the CT (downsampled to ``ct_size`` per axis).
+        show_ct: also volume-render the CT, strided so no axis exceeds ``ct_size``.
         max_size: masks are any-pooled by an integer factor until no axis exceeds this.
         width, height: pixel size of the 3D canvas.
         ct_window: HU range ``(low, high)`` mapped onto the volume render's transfer function.
+        ct_size: largest axis of the volume-rendered CT.
 
     Attributes:
         figure: the ``ipyvolume.Figure`` widget (``figure.meshes``: one Mesh per label shown).
@@ -88,9 +90,9 @@ class VolumeView:
         self.figure = ipv.Figure(width=int(width), height=int(height))
         self._set_limits()
         self.meshes: dict[int, object] = {}  # label value -> ipyvolume Mesh
-        self.legend = __import__("ipywidgets").HTML()
+        self.legend = W.HTML()
         self.legend.add_class("ctsam3d-volume-legend")
-        self._widget = __import__("ipywidgets").VBox([self.figure, self.legend])
+        self._widget = W.VBox([self.figure, self.legend])
         if show_ct:
             if ct is None:
                 raise ValueError("show_ct=True needs ct=")
@@ -187,6 +189,7 @@ class VolumeView:
         """
         ipv = _ipv()
         surf = self.surfaces(labels, colors)
+        names = self._names(surf)
         for i in list(self.meshes):
             if i not in surf:
                 del self.meshes[i]
@@ -194,26 +197,28 @@ class VolumeView:
             color = "#%02x%02x%02x" % rgb
             mesh = self.meshes.get(i)
             if mesh is None:
-                self.meshes[i] = ipv.Mesh(x=x, y=y, z=z, triangles=tris, color=color, description=str(i))
+                self.meshes[i] = ipv.Mesh(x=x, y=y, z=z, triangles=tris, color=color, description=names[i])
             else:
                 with mesh.hold_sync():
                     mesh.x, mesh.y, mesh.z, mesh.triangles, mesh.color = x, y, z, tris, color
+                    mesh.description = names[i]
         self.figure.meshes = list(self.meshes.values())
-        self._legend(surf)
+        items = [f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {html.escape(names[i])}"
+                 for i, (*_, (r, g, b)) in surf.items()]
+        self.legend.value = " &nbsp; ".join(items) or "<i>no masks yet</i>"
 
-    def _legend(self, surf):
+    def _names(self, surf) -> dict:
+        """Label value → display name: the predictor's object names, else ontology names."""
+        from ..anatomy import by_id
+
         names = {}
         if self.predictor is not None:
             objs = self.predictor.objects
             names = {1: objs[0].name} if len(objs) == 1 else {o.label_id: o.name for o in objs}
-        else:
-            from ..anatomy import by_id
-
-            for i in surf:
+        for i in surf:
+            if i not in names:
                 try:
                     names[i] = by_id(i).name
                 except KeyError:
                     names[i] = f"label {i}"
-        items = [f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {html.escape(names.get(i, str(i)))}"
-                 for i, (*_, (r, g, b)) in surf.items()]
-        self.legend.value = " &nbsp; ".join(items) or "<i>no masks yet</i>"
+        return names

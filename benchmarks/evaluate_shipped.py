@@ -1,0 +1,88 @@
+"""Evaluate a checkpoint on held-out phantoms and on the held-out real DICOM case.
+
+This produces the tables of ``docs/evaluation.md`` and ``docs/model_card.md``::
+
+    python benchmarks/evaluate_shipped.py --model nano --clicks 5 --out-dir docs/eval_nano
+
+Phantom seeds 900000+ are never used in training (training draws seeds below 10^6 per
+``seed * 10^6 + v * 1000 + rank``). The DICOM series in ``../shared/data/real_ct`` is never
+used in training either; its labels are TotalSegmentator v2 predictions (pseudo ground truth).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
+from ctsam3d_nb.anatomy import by_name
+from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
+PHANTOM_STRUCTURES = ["liver", "spleen", "kidney_left", "kidney_right", "stomach", "pancreas", "gallbladder",
+                      "aorta", "inferior_vena_cava", "heart", "lung_left", "lung_right", "urinary_bladder",
+                      "trachea", "esophagus", "vertebrae_L1", "vertebrae_L3", "vertebrae_T10", "hip_left",
+                      "femur_right", "iliopsoas_left", "spinal_cord", "rib_right_8", "sternum", "duodenum"]
+REAL_STRUCTURES = ["liver", "spleen", "stomach", "aorta", "kidney_left", "kidney_right", "inferior_vena_cava",
+                   "vertebrae_L1", "vertebrae_L2", "vertebrae_L3", "vertebrae_T12", "vertebrae_T11", "pancreas",
+                   "gallbladder", "heart"]
+
+
+def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200):
+    frames = []
+    pred.set_volume(ct)
+    for name in structures:
+        gt = labels == by_name(name).id
+        if gt.sum() < min_voxels:
+            continue
+        df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name)
+        df.insert(0, "case", case)
+        df.insert(0, "dataset", dataset)
+        frames.append(df)
+    return frames
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="nano", help="config name (shipped weights) or checkpoint path")
+    ap.add_argument("--clicks", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(900000, 900006)))
+    ap.add_argument("--out-dir", default="docs/eval")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(args.model, device="cpu")
+    pred = Predictor(model, device="cpu")
+    t0 = time.perf_counter()
+    frames = []
+    for seed in args.seeds:
+        ct, labels, _ = make_phantom(seed)
+        frames += _run_case(pred, ct, labels, PHANTOM_STRUCTURES, "phantom (held out)", str(seed), args.clicks)
+        print(f"phantom {seed}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if (REAL / "dicom_series").is_dir():
+        ct = load_ct(REAL / "dicom_series")
+        labels = load_labels(REAL / "example_seg_dicom.nii.gz", like=ct)
+        frames += _run_case(pred, ct, labels, REAL_STRUCTURES, "real DICOM (held out)", "dicom_series", args.clicks)
+        print(f"real DICOM: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(out / "clicks.csv", index=False)
+    per_target(df).to_csv(out / "per_target.csv", index=False)
+    text = [f"Model `{args.model}` ({getattr(model, 'checkpoint_info', {}) or 'random'}), {args.clicks} simulated "
+            f"clicks per target, {dt.date.today()}, {time.perf_counter() - t0:.0f} s on CPU "
+            f"({torch.get_num_threads()} threads).\n",
+            f"Command: `python benchmarks/evaluate_shipped.py {' '.join(argv) if argv else ''}`\n"]
+    for name, sub in df.groupby("dataset", sort=False):
+        text.append(f"\n#### {name}\n")
+        text.append(summary_table(sub))
+    (out / "summary.md").write_text("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
