@@ -39,8 +39,13 @@ def weights_sha256(state_dict) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool = False) -> Path:
-    """Write ``model``'s weights and metadata atomically; refuses to overwrite unless asked."""
+def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool = False,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write ``model``'s weights and metadata atomically; refuses to overwrite unless asked.
+
+    ``dtype=torch.float16`` stores floating-point weights at half size (they are cast back
+    to the model's dtype on load); the hash covers the stored tensors.
+    """
     from . import __version__
 
     path = Path(path).expanduser()
@@ -48,6 +53,8 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {
         "format": "ctsam3d_nb.checkpoint",
         "config": dataclasses.asdict(model.config),
@@ -55,10 +62,12 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
         "torch_version": torch.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(metadata or {}),
+        "weights_dtype": str(dtype or "as trained").replace("torch.", ""),
         "weights_sha256": weights_sha256(state),
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    _umask_mode(tmp)
     try:
         torch.save({"state_dict": state, "metadata": json.dumps(meta)}, tmp)
         os.replace(tmp, path)
@@ -66,6 +75,13 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask_mode(path):
+    """mkstemp makes 0600 files; give the final file the usual permissions (0666 minus umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:

@@ -329,6 +329,9 @@ def save_mask(mask, like: CTVolume, path, overwrite: bool = False) -> Path:
     image.CopyInformation(like.image)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
+    mask_bits = os.umask(0)
+    os.umask(mask_bits)
+    os.chmod(tmp, 0o666 & ~mask_bits)  # mkstemp makes 0600 files; exports get the usual permissions
     try:
         sitk.WriteImage(image, tmp, useCompression=True)
         os.replace(tmp, target)

@@ -98,3 +98,31 @@ def test_unknown_name_and_random_weights():
         load_model("giant")
     m = load_model("nano", pretrained=False, device="cpu")
     assert m.config.name == "nano" and not m.training
+
+
+def test_half_precision_storage_halves_size_and_loads_as_float32(nano, tmp_path):
+    full = save_checkpoint(nano, tmp_path / "f32.pt")
+    half = save_checkpoint(nano, tmp_path / "f16.pt", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    model = load_model(half, device="cpu")
+    assert model.metadata["weights_dtype"] == "float16"
+    for (k, a), b in zip(nano.state_dict().items(), model.state_dict().values()):
+        assert b.dtype == a.dtype
+        assert torch.equal(b, a.half().to(a.dtype)) if a.is_floating_point() else torch.equal(a, b)
+
+
+def test_checkpoint_files_get_normal_permissions(nano, tmp_path):
+    path = save_checkpoint(nano, tmp_path / "m.pt")
+    assert path.stat().st_mode & 0o044  # readable by group/others (mkstemp alone gives 0600)
+
+
+def test_shipped_checkpoint_loads_and_is_small():
+    from ctsam3d_nb.checkpoint import shipped_checkpoint
+
+    path = shipped_checkpoint("nano")
+    if not path.exists():
+        pytest.skip("no shipped nano checkpoint in this checkout")
+    assert path.stat().st_size <= 20 * 2**20
+    model = load_model("nano", device="cpu")
+    meta = model.metadata
+    assert meta["config"]["name"] == "nano" and meta["training"]["steps_done"] > 0
