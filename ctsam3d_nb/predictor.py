@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import patches as P
+from .clicks import deepest_point
 from .grid import ModelGrid
 from .modeling.prompt import build_prompt_map
 from .predictor_state import ObjectState, SessionLog, check_click, to_ct_mask
@@ -152,9 +153,15 @@ class Predictor:
         self.stats["decoder_calls"] += 1
         return torch.sigmoid(logits.float())[0, 0].cpu().numpy().astype(np.float16)
 
-    def _prompt(self, obj: ObjectState, origin, positive_map=None) -> torch.Tensor:
+    def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False) -> torch.Tensor:
         pts, labels = obj.clicks_in(origin)
         prior = obj.masks.patch_prior(origin)
+        if seed_from_prior and (prior > self.threshold).any():
+            # a grown patch also gets a click at the deepest point of what the neighbour already
+            # segmented in the overlap: a sure positive, like the seeded rounds in training
+            seed = deepest_point(prior > self.threshold)
+            pts = np.concatenate([pts, np.asarray([seed], float)])
+            labels = np.concatenate([labels, [1]])
         prompt = build_prompt_map(prior, pts, labels, size=P.PATCH)
         if positive_map is not None:
             prompt[1] = torch.maximum(prompt[1], positive_map)
@@ -221,7 +228,7 @@ class Predictor:
                 self.stats["cpp_calls"] += 1
                 timing["cpp"] += time.perf_counter() - t
                 t = time.perf_counter()
-                prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat))
+                prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True))
                 timing["decode"] += time.perf_counter() - t
                 if np.count_nonzero(prob_v > self.threshold) < 8:
                     continue  # nothing of the object there: do not keep an empty patch
