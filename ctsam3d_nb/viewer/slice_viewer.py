@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..anatomy import names
-from ..render import WINDOWS
 from ..volume import CTVolume
+from .controls import ControlsMixin
 from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, predictor_labels,
                        view_aspect, view_layout, view_slice, voxel_to_data)
 
@@ -28,12 +27,6 @@ __all__ = ["SliceViewer", "ipympl_active"]
 
 IPYMPL_BACKENDS = ("module://ipympl.backend_nbagg", "widget", "ipympl")
 _EDGE_LETTERS = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}  # left, right, top, bottom
-_NO_CLICKS_MSG = (
-    "Clicks on the images cannot reach Python here (matplotlib backend: <code>{backend}</code>). "
-    "Run <code>%matplotlib widget</code> (needs <code>ipympl</code>; in Colab first "
-    "<code>from google.colab import output; output.enable_custom_widget_manager()</code>) and create "
-    "the viewer again, or type voxel coordinates (z, y, x) below.")
-
 
 def ipympl_active() -> bool:
     """True if matplotlib's backend is ipympl (``%matplotlib widget``), so canvas clicks reach Python."""
@@ -63,7 +56,7 @@ def _new_figure(figsize, interactive: bool):
     return fig
 
 
-class SliceViewer:
+class SliceViewer(ControlsMixin):
     """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
 
     Args:
@@ -350,145 +343,3 @@ class SliceViewer:
         self._status(" · ".join(parts))
         if self.volume_view is not None:
             self.volume_view.update(labels=labels, colors=colors)
-
-    # ------------------------------------------------------------------ widgets
-    @staticmethod
-    def _window_range(window):
-        level, width = WINDOWS[window] if isinstance(window, str) else window
-        return float(level - width / 2), float(level + width / 2)
-
-    def _build_widgets(self, window):
-        import ipywidgets as W
-
-        self.sliders, boxes, self._pngs = {}, [], {}
-        for view in VIEWS:
-            s = view_layout(view)[0]
-            width = max(int(self.figures[view].get_figwidth() * self.figures[view].dpi), 240)
-            self.sliders[view] = W.IntSlider(value=self.cursor[s], min=0, max=self.orient.shape[s] - 1,
-                                             description=view, continuous_update=self.interactive,
-                                             layout=W.Layout(width=f"{width}px"))
-            self.sliders[view].observe(functools.partial(self._on_slider, view), "value")
-            if not self.interactive:
-                self._pngs[view] = W.Image(format="png")
-            boxes.append(W.VBox([self._pngs.get(view, self.figures[view].canvas), self.sliders[view]]))
-        ends = np.array([self._window_range(n) for n in WINDOWS] + [self._window_range(window)])
-        self.window = W.Dropdown(options=[(n.replace("_", " "), n) for n in WINDOWS] + [("custom", "custom")],
-                                 value=window if isinstance(window, str) else "custom", description="window")
-        self.window_range = W.FloatRangeSlider(
-            value=self._window_range(window), min=float(min(-1024, ends.min(), np.min(self.ct.array))),
-            max=float(max(3071, ends.max(), np.max(self.ct.array))), step=1, description="HU",
-            readout_format=".0f", continuous_update=self.interactive)
-        self.opacity = W.FloatSlider(value=self.alpha, min=0, max=1, step=0.05, description="overlay",
-                                     continuous_update=False)
-        self.window.observe(self._on_window, "value")
-        self.window_range.observe(self._on_range, "value")
-        self.opacity.observe(self._on_opacity, "value")
-        self._on_range({"new": self.window_range.value})
-        self.status = W.HTML(value="")
-        self.status.add_class("ctsam3d-status")
-        rows = [W.HBox(boxes), W.HBox([self.window, self.window_range, self.opacity])]
-        if self.predictor is not None:
-            rows += self._predictor_widgets(W)
-        if not self.interactive:
-            import matplotlib
-
-            self.message = W.HTML(_NO_CLICKS_MSG.format(backend=html.escape(matplotlib.get_backend())))
-            self.message.add_class("ctsam3d-no-clicks")
-            rows += [self.message, self._coordinate_widgets(W)]
-        self._root = W.VBox(rows + [self.status])
-
-    def _predictor_widgets(self, W):
-        btn = functools.partial(W.Button, layout=W.Layout(width="auto"))
-        self.mode = W.ToggleButtons(options=[("+ include", "+"), ("− exclude", "-"), ("move", "move")],
-                                    tooltips=["left click: positive prompt (right click: negative)",
-                                              "left click: negative prompt (for trackpads)",
-                                              "clicks only move the crosshair"], style={"button_width": "95px"})
-        self.object_select = W.Dropdown(options=[], description="object")
-        self.object_select.observe(self._on_select, "value")
-        self.object_name = W.Combobox(options=list(names()), placeholder="structure, e.g. liver",
-                                      layout=W.Layout(width="200px"))
-        self.new_button = btn(description="new object", icon="plus")
-        self.undo_button = btn(description="undo", icon="undo")
-        self.redo_button = btn(description="redo", icon="repeat")
-        self.reset_button = btn(description="reset object", icon="trash")
-        self.export_name = W.Text(value="segmentation.nii.gz", description="file")
-        self.overwrite = W.Checkbox(value=False, description="overwrite", indent=False, layout=W.Layout(width="100px"))
-        self.export_button = btn(description="export", icon="save")
-        for b, fn in ((self.new_button, lambda _: self.new_object(self.object_name.value.strip())),
-                      (self.undo_button, lambda _: self.undo()), (self.redo_button, lambda _: self.redo()),
-                      (self.reset_button, lambda _: self.reset()), (self.export_button, self._on_export)):
-            b.on_click(self._guarded(fn))
-        return [W.HBox([self.mode, self.object_select, self.object_name, self.new_button]),
-                W.HBox([self.undo_button, self.redo_button, self.reset_button, self.export_name, self.overwrite,
-                        self.export_button])]
-
-    def _coordinate_widgets(self, W):
-        self.coord_boxes = [W.IntText(value=v, description=a, layout=W.Layout(width="130px"),
-                                      style={"description_width": "15px"}) for v, a in zip(self.voxel, "zyx")]
-        typed = lambda: [box.value for box in self.coord_boxes]  # noqa: E731
-        actions = [("go to", lambda _: self.goto(typed()))]
-        if self.predictor is not None:
-            actions += [("add +", lambda _: self.click(typed(), True)),
-                        ("add −", lambda _: self.click(typed(), False))]
-        buttons = [W.Button(description=d, layout=W.Layout(width="auto")) for d, _ in actions]
-        for b, (_, fn) in zip(buttons, actions):
-            b.on_click(self._guarded(fn))
-        return W.HBox(self.coord_boxes + buttons)
-
-    def _guarded(self, fn):
-        """A widget callback whose errors appear in the status line (else they vanish into the log)."""
-        @functools.wraps(fn)
-        def run(*args):
-            try:
-                fn(*args)
-            except Exception as e:
-                self._error(e)
-        return run
-
-    def _status(self, text_html):
-        self.status.value = text_html
-
-    def _error(self, e):
-        self.status.value = f"<span style='color:#c62828'>⚠ {html.escape(str(e))}</span>"
-
-    def _on_window(self, change):
-        if change["new"] != "custom":
-            self.window_range.value = self._window_range(change["new"])
-
-    def _on_range(self, change):
-        lo, hi = change["new"]
-        for im in self.images.values():
-            im.set_clim(lo, max(hi, lo + 1))
-        preset = self.window.value
-        # the browser's slider sends back values off by float rounding: compare to the step
-        if preset != "custom" and not np.allclose(change["new"], self._window_range(preset), atol=0.5):
-            self.window.value = "custom"
-        if "old" in change:  # not the initial call
-            for view in VIEWS:
-                self._draw(view)
-
-    def _on_opacity(self, change):
-        self.alpha = float(change["new"])
-        self._lut[1:, 3] = int(round(255 * self.alpha))
-        self._redraw_all()
-
-    def _sync_objects(self):
-        p = self.predictor
-        self._hold = True
-        try:
-            self.object_select.options = [(f"{i + 1}. {o.name}", i) for i, o in enumerate(p.objects)]
-            self.object_select.value = p.current if p.objects else None
-        finally:
-            self._hold = False
-
-    def _on_select(self, change):
-        if not self._hold and change["new"] is not None and change["new"] != self.predictor.current:
-            self._guarded(self.select_object)(change["new"])
-
-    def _on_export(self, _):
-        try:
-            path = self.export(self.export_name.value, overwrite=self.overwrite.value)
-        except FileExistsError as e:
-            raise FileExistsError(f"{e.args[0].split(';')[0]}: tick 'overwrite' to replace it, or change the "
-                                  "file name") from None
-        self._status(f"saved {html.escape(str(path))}")
