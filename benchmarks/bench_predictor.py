@@ -11,8 +11,6 @@ Every figure is measured side by side with a baseline in the same run:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import platform
 import resource
 import statistics
 import sys
@@ -22,19 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.platform()}, Python {platform.python_version()}, {cpu}, {torch.get_num_threads()} threads, "
-            f"torch {torch.__version__}, {gpu}; date {dt.datetime.now().isoformat(timespec='minutes')}")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_model import machine_info  # noqa: E402  (same machine description in every table)
 
 
 def _stats(xs):
@@ -164,7 +151,7 @@ def main(argv=None):
         if args.long:
             bench_long_session(args, rows)
     lines = [f"\n### Predictor benchmark ({args.model}{', random weights' if args.random_weights else ''})\n",
-             f"Machine: {_machine()}  ",
+             machine_info(), (f"- GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "- no GPU"),
              f"Command: `python benchmarks/bench_predictor.py {' '.join(argv or sys.argv[1:])}`\n",
              "| model | measurement | median ms | p95 ms | n |", "|---|---|---:|---:|---:|"]
     for r in rows:
