@@ -92,6 +92,7 @@ def bench_clicks(args, rows):
 
 
 def bench_long_session(args, rows):
+    """RSS over 200 clicks: at random places (state grows with what is segmented), then in one patch."""
     from ctsam3d_nb import Predictor, make_phantom
 
     ct, labels, _ = make_phantom(900_124)
@@ -107,6 +108,16 @@ def bench_long_session(args, rows):
         rss.append(_current_rss_mb())
     rows.append((args.model, f"200 clicks: RSS after 20 / 100 / 200 clicks = {rss[19]:.0f} / {rss[99]:.0f} / "
                  f"{rss[-1]:.0f} MB", float("nan"), float("nan"), 200))
+    # leak check: 200 clicks around one point of one object (same patches, bounded undo history)
+    pred = Predictor(pred.model, device="cpu", growth_budget=1).set_volume(ct)
+    c = np.argwhere(labels == 5).mean(0).astype(int)
+    rss = []
+    for i in range(200):
+        p = tuple(int(v) for v in c + rng.integers(-6, 7, 3))
+        pred.click(p, positive=bool(labels[p] == 5))
+        rss.append(_current_rss_mb())
+    rows.append((args.model, f"200 clicks in one patch (leak check): RSS after 20 / 100 / 200 clicks = "
+                 f"{rss[19]:.0f} / {rss[99]:.0f} / {rss[-1]:.0f} MB", float("nan"), float("nan"), 200))
 
 
 def bench_memory(args, rows):
