@@ -12,13 +12,13 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from ._atomic import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "shipped_checkpoint", "CheckpointError"]
 
@@ -65,23 +65,8 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
         "weights_dtype": str(dtype or "as trained").replace("torch.", ""),
         "weights_sha256": weights_sha256(state),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    _umask_mode(tmp)
-    try:
-        torch.save({"state_dict": state, "metadata": json.dumps(meta)}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save({"state_dict": state, "metadata": json.dumps(meta)}, tmp))
     return path
-
-
-def _umask_mode(path):
-    """mkstemp makes 0600 files; give the final file the usual permissions (0666 minus umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:

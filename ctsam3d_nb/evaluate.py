@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import anatomy
+from ._atomic import atomic_write
 from .evaluation.aggregate import summary_table
 from .evaluation.datasets import DATASETS, open_dataset
 from .evaluation.interactive import RECORD_COLUMNS, evaluate_interactive
@@ -126,14 +126,7 @@ def _read_done(out: Path, n_clicks: int) -> pd.DataFrame:
 
 
 def _atomic_write(df: pd.DataFrame, out: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(out, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def _append(rows: pd.DataFrame, out: Path, columns: list[str]):

@@ -7,8 +7,6 @@ CT was loaded from.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ._atomic import atomic_write
 from .volume import CTVolume
 
 __all__ = ["load_ct", "load_labels", "save_mask", "list_dicom_series", "CTLoadError", "HUWarning"]
@@ -327,16 +326,5 @@ def save_mask(mask, like: CTVolume, path, overwrite: bool = False) -> Path:
         raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
     image = sitk.GetImageFromArray(mask)
     image.CopyInformation(like.image)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
-    mask_bits = os.umask(0)
-    os.umask(mask_bits)
-    os.chmod(tmp, 0o666 & ~mask_bits)  # mkstemp makes 0600 files; exports get the usual permissions
-    try:
-        sitk.WriteImage(image, tmp, useCompression=True)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, lambda tmp: sitk.WriteImage(image, tmp, useCompression=True), suffix=suffix)
     return target

@@ -6,8 +6,6 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import patches as P
+from ._atomic import atomic_write
 from .grid import ModelGrid
 from .volume import CTVolume
 
@@ -199,10 +198,8 @@ class SessionLog:
         folder = Path(folder).expanduser()
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / self.FILE
-        fd, tmp = tempfile.mkstemp(prefix=".session.", suffix=".json.tmp", dir=folder)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f)
-        os.replace(tmp, target)
+        text = json.dumps(self.to_dict())
+        atomic_write(target, lambda tmp: Path(tmp).write_text(text))
 
     @staticmethod
     def replay(cls, session: dict, ct: CTVolume, model=None, **kwargs):

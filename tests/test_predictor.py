@@ -162,7 +162,10 @@ def test_autosave_and_restore(tmp_path):
     pred = Predictor(RegionModel(), growth_budget=2, autosave=tmp_path / "auto").set_volume(ct)
     pred.new_object("aorta")
     pred.click((50, 30, 30))
-    saved = json.loads((tmp_path / "auto" / "ctsam3d_session.json").read_text())
+    auto = tmp_path / "auto" / "ctsam3d_session.json"
+    assert sorted(p.name for p in auto.parent.iterdir()) == [auto.name]  # atomic: no temp file left
+    assert auto.stat().st_mode & 0o044  # readable like any saved file, not private 0600
+    saved = json.loads(auto.read_text())
     assert [e["op"] for e in saved["events"]] == ["new_object", "click"]
     back = Predictor.restore(tmp_path / "auto", ct, model=RegionModel())
     np.testing.assert_array_equal(back.label_map, pred.label_map)

@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import SimpleITK as sitk
 
+from .._atomic import atomic_write
 from .build import make_phantom
 from .intensities import PHASES
 
 __all__ = ["OUTPUT_NAMES", "main", "write_phantom"]
 
 OUTPUT_NAMES = ("phantom_ct.nii.gz", "phantom_labels.nii.gz", "phantom_labels.json")
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Run ``write(tmp_path)`` then move the file into place, so a crash leaves no half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + "".join(target.suffixes), dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; outputs should not be
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = None,
@@ -61,10 +44,10 @@ def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = Non
     out.mkdir(parents=True, exist_ok=True)
     label_image = sitk.GetImageFromArray(labels)
     label_image.CopyInformation(ct.image)
-    _atomic_write(paths[OUTPUT_NAMES[0]], lambda p: sitk.WriteImage(ct.image, p, useCompression=True))
-    _atomic_write(paths[OUTPUT_NAMES[1]], lambda p: sitk.WriteImage(label_image, p, useCompression=True))
+    atomic_write(paths[OUTPUT_NAMES[0]], lambda p: sitk.WriteImage(ct.image, p, useCompression=True))
+    atomic_write(paths[OUTPUT_NAMES[1]], lambda p: sitk.WriteImage(label_image, p, useCompression=True))
     text = json.dumps({str(k): v for k, v in sorted(names.items())}, indent=1) + "\n"
-    _atomic_write(paths[OUTPUT_NAMES[2]], lambda p: Path(p).write_text(text))
+    atomic_write(paths[OUTPUT_NAMES[2]], lambda p: Path(p).write_text(text))
     return paths
 
 

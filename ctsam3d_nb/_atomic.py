@@ -1,0 +1,31 @@
+"""Atomic file writes shared by every exporter (masks, checkpoints, sessions, CSVs, phantoms)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(target, write, suffix: str | None = None) -> Path:
+    """Run ``write(tmp_path)`` on a temporary file next to ``target``, then rename it into place.
+
+    A crash or an exception leaves ``target`` untouched and no temporary file behind. The file
+    gets the usual permissions (0666 minus the umask; ``mkstemp`` alone makes private 0600 files).
+    ``suffix`` is the temporary file's ending (writers such as SimpleITK pick the format by it);
+    default: the target's own suffixes.
+    """
+    target = Path(target)
+    suffix = "".join(target.suffixes) if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
