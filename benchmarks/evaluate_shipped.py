@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 
@@ -53,19 +54,25 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(900000, 900006)))
     ap.add_argument("--out-dir", default="docs/eval")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--structures", nargs="+", help="phantom structures (default: the 25 of the model card)")
+    ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
+    ap.add_argument("--no-cpp-heatmaps", action="store_true",
+                    help="ablation: grow across patches without the CPP net's heatmaps")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, device="cpu")
-    pred = Predictor(model, device="cpu")
+    pred = Predictor(model, device="cpu", cpp_heatmaps=not args.no_cpp_heatmaps)
     t0 = time.perf_counter()
     frames = []
     for seed in args.seeds:
         ct, labels, _ = make_phantom(seed)
-        frames += _run_case(pred, ct, labels, PHANTOM_STRUCTURES, "phantom (held out)", str(seed), args.clicks)
+        frames += _run_case(pred, ct, labels, args.structures or PHANTOM_STRUCTURES, "phantom (held out)",
+                            str(seed), args.clicks)
         print(f"phantom {seed}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-    if (REAL / "dicom_series").is_dir():
+    if (REAL / "dicom_series").is_dir() and not args.no_real:
         ct = load_ct(REAL / "dicom_series")
         labels = load_labels(REAL / "example_seg_dicom.nii.gz", like=ct)
         frames += _run_case(pred, ct, labels, REAL_STRUCTURES, "real DICOM (held out)", "dicom_series", args.clicks)
@@ -76,7 +83,7 @@ def main(argv=None):
     text = [f"Model `{args.model}` ({getattr(model, 'checkpoint_info', {}) or 'random'}), {args.clicks} simulated "
             f"clicks per target, {dt.date.today()}, {time.perf_counter() - t0:.0f} s on CPU "
             f"({torch.get_num_threads()} threads).\n",
-            f"Command: `python benchmarks/evaluate_shipped.py {' '.join(argv) if argv else ''}`\n"]
+            f"Command: `python benchmarks/evaluate_shipped.py {' '.join(argv)}`\n"]
     for name, sub in df.groupby("dataset", sort=False):
         text.append(f"\n#### {name}\n")
         text.append(summary_table(sub))

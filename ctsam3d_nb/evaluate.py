@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
     p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
+    p.add_argument("--no-cpp-heatmaps", action="store_true",
+                   help="ablation: grow into neighbouring patches without the CPP net's heatmaps")
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
                    "amos22: training/validation")
@@ -191,7 +193,8 @@ def run(args) -> pd.DataFrame:
             if not todo:
                 continue
             if predictor is None:
-                predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget)
+                predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget,
+                                      cpp_heatmaps=not args.no_cpp_heatmaps)
             predictor.set_volume(ct)
             frames = []
             for name, sid in todo:

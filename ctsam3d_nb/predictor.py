@@ -48,16 +48,19 @@ class Predictor:
         threshold: probability above which a voxel is in the mask.
         cache_patches: encoder features kept (least recently used are dropped).
         autosave: a folder; the session log is written there after every action.
+        cpp_heatmaps: seed grown patches with the CPP net's heatmap (True) or only with the
+            deepest point of the neighbour's mask in the overlap (False; for ablations).
     """
 
     def __init__(self, model, device="auto", growth_budget: int = 27, threshold: float = 0.5,
-                 cache_patches: int = 64, autosave=None):
+                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = True):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
         self.growth_budget = int(growth_budget)
         self.threshold = float(threshold)
         self.cache_patches = int(cache_patches)
         self.autosave = autosave
+        self.cpp_heatmaps = bool(cpp_heatmaps)
         self.ct: CTVolume | None = None
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self.last_timing: dict[str, float] = {}
@@ -219,14 +222,16 @@ class Predictor:
                 v = tuple(v)
                 if v in obj.masks.probs or not self._inside_grid(v):
                     continue
-                t = time.perf_counter()
-                with torch.inference_mode(), self._autocast():
-                    heat = self.model.cpp(self._patch_tensor(P.crop(self._image, u)),
-                                          self._patch_tensor(prob_u),
-                                          self._patch_tensor(P.crop(self._image, v)))
-                heat = heat.float().clamp(0, 1)[0, 0].cpu()
-                self.stats["cpp_calls"] += 1
-                timing["cpp"] += time.perf_counter() - t
+                heat = None
+                if self.cpp_heatmaps:
+                    t = time.perf_counter()
+                    with torch.inference_mode(), self._autocast():
+                        heat = self.model.cpp(self._patch_tensor(P.crop(self._image, u)),
+                                              self._patch_tensor(prob_u),
+                                              self._patch_tensor(P.crop(self._image, v)))
+                    heat = heat.float().clamp(0, 1)[0, 0].cpu()
+                    self.stats["cpp_calls"] += 1
+                    timing["cpp"] += time.perf_counter() - t
                 t = time.perf_counter()
                 prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True))
                 timing["decode"] += time.perf_counter() - t

@@ -42,6 +42,18 @@ def test_negative_click_improves_and_records_are_complete(predictor, scene):
     assert (df["latency_s"] > 0).all() and not df["carried"].any()
     assert (df["gt_voxels"] == ball.sum()).all()
     assert df["gt_ml"].iloc[0] == pytest.approx(ball.sum() * 1.5**3 / 1000)
+    assert df["patches"].tolist() == [1, 1]  # growth_budget=1: one patch
+
+
+def test_patch_count_records_cross_patch_growth():
+    hu = np.zeros((200, 40, 40), np.int16)
+    hu[10:190, 15:25, 15:25] = 200  # a 270 mm bar: more than two 96 mm patches
+    ct = CTVolume.from_array(hu, spacing=(1.5, 1.5, 1.5))
+    df = evaluate_interactive(Predictor(RegionModel(), device="cpu"), ct, hu > 0, n_clicks=1, structure="aorta")
+    assert df["patches"].iloc[0] >= 3 and df["dice"].iloc[0] > 0.95
+    df.insert(0, "case", "bar")
+    from ctsam3d_nb.evaluation import per_target
+    assert per_target(df)["patches@1"].iloc[0] == df["patches"].iloc[0]
 
 
 def test_perfect_mask_stops_and_carries_values_forward(predictor, scene):

@@ -55,6 +55,15 @@ def test_growth_crosses_patches_on_long_tube():
     assert dice(mask, tube | branch) > 0.97
 
 
+def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
+    ct, tube, branch = tube_ct(260)
+    pred = Predictor(RegionModel(), cpp_heatmaps=False).set_volume(ct)
+    mask = pred.click((130, 30, 30))
+    assert pred.stats["cpp_calls"] == 0  # the CPP net never ran ...
+    assert len(pred.object.masks.probs) >= 5  # ... and the overlap seed alone still grew the mask
+    assert dice(mask, tube | branch) > 0.97
+
+
 def test_growth_budget_is_respected():
     ct, tube, _ = tube_ct(260)
     pred = Predictor(RegionModel(), growth_budget=2).set_volume(ct)

@@ -14,7 +14,8 @@ import torch
 from ctsam3d_nb.checkpoint import load_model
 from ctsam3d_nb.training import TrainConfig, train
 from ctsam3d_nb.training.data import PatchSampler, phantom_source
-from ctsam3d_nb.training.losses import dice_score, focal_loss, mask_loss, soft_dice_loss
+from ctsam3d_nb.modeling.cpp import cpp_target_heatmap
+from ctsam3d_nb.training.losses import dice_score, focal_loss, heatmap_loss, mask_loss, soft_dice_loss
 
 SMALL = (96, 96, 96)  # phantom grid for tests (1.5 mm)
 
@@ -29,6 +30,21 @@ def test_losses_behave():
     assert mask_loss(wrong, t) > mask_loss(torch.zeros_like(t), t) > mask_loss(perfect, t)
     assert dice_score(t > 0, t > 0).tolist() == [1.0, 1.0]
     assert dice_score(torch.zeros(1, 5, dtype=torch.bool), torch.zeros(1, 5, dtype=torch.bool)).item() == 1.0
+
+
+def test_peak_weighted_heatmap_loss_prefers_finding_the_peak():
+    organ = np.zeros((64, 64, 64), bool)
+    organ[20:50, 20:50, :40] = True  # continues from U into V across the face
+    target = torch.from_numpy(cpp_target_heatmap(organ, sigma=2.0))[None, None]
+    nothing = torch.zeros_like(target)
+    peak_in_haze = torch.maximum(target, torch.full_like(target, 0.1))  # right peak, 0.1 everywhere else
+    assert heatmap_loss(nothing, target, 0.0) == pytest.approx(torch.nn.functional.mse_loss(nothing, target).item())
+    # plain MSE (the release's loss): predicting nothing beats finding the peak with a faint haze,
+    # which is why the CPP net learned to output zeros
+    assert heatmap_loss(nothing, target, 0.0) < heatmap_loss(peak_in_haze, target, 0.0) / 20
+    # peak-weighted: missing the peak costs more than the haze
+    assert heatmap_loss(nothing, target, 500.0) > 3 * heatmap_loss(peak_in_haze, target, 500.0)
+    assert heatmap_loss(target, target, 500.0) == 0
 
 
 def _sampler(**kw):
@@ -83,6 +99,7 @@ def test_short_run_writes_everything_and_resumes_exactly(tmp_path):
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [1, 2] and [s for s, _ in seen] == [1, 2]
     assert all(np.isfinite(l["loss"]) and "dice_r2" in l for l in lines)
+    assert all(np.isfinite(l["grad_norm"]) and np.isfinite(l["grad_norm_cpp"]) for l in lines)
     shipped = load_model(out / "model.pt", device="cpu")  # a loadable library checkpoint
     for a, b in zip(model.state_dict().values(), shipped.state_dict().values()):
         assert torch.equal(a, b)

@@ -81,7 +81,8 @@ def per_target(df: pd.DataFrame, ks=DEFAULT_KS, thresholds=DEFAULT_THRESHOLDS) -
         ``dice@k`` and ``nsd@k`` for each ``k`` in ``ks`` that is at most the largest
         click count (NaN for a target with fewer clicks), ``noc@t`` (capped at the
         target's ``n_clicks``), ``fail@t`` (True if ``t`` was never reached), and
-        ``latency_s`` (mean over non-carried clicks).
+        ``latency_s`` (mean over non-carried clicks), and ``patches@k`` (64³ patches the
+        object spans after click ``k``) when the records have a ``patches`` column.
     """
     df = _prepare(df).sort_values(_TARGET + ["click"])
     max_click = int(df["click"].max())
@@ -104,6 +105,10 @@ def per_target(df: pd.DataFrame, ks=DEFAULT_KS, thresholds=DEFAULT_THRESHOLDS) -
         reached = hit.any(axis=1)
         out[f"noc@{_pct(t)}"] = np.where(reached, hit.argmax(axis=1) + 1, n).astype(int)
         out[f"fail@{_pct(t)}"] = ~reached
+    if "patches" in df.columns:
+        patches_w = df.pivot(index=_TARGET, columns="click", values="patches").where(lambda p: p >= 0)
+        for k in ks:
+            out[f"patches@{k}"] = patches_w[k] if k in patches_w.columns else np.nan
     made = df[~df["carried"].astype(bool)]
     out["latency_s"] = made.groupby(_TARGET)["latency_s"].mean().reindex(out.index)
     return out.reset_index()
@@ -123,10 +128,11 @@ def aggregate(df: pd.DataFrame, by="structure", ks=DEFAULT_KS, thresholds=DEFAUL
 
     Returns:
         One row per group: ``n`` (targets), mean ``dice@k``, ``nsd@k``, ``noc@t``,
-        ``nof@t`` (targets that never reached ``t``), mean ``latency_s``; indexed by ``by``.
+        ``nof@t`` (targets that never reached ``t``), mean ``patches@k`` (when recorded), mean
+        ``latency_s``; indexed by ``by``.
     """
     tgt = per_target(df, ks, thresholds)
-    metric_cols = [c for c in tgt.columns if c.startswith(("dice@", "nsd@", "noc@"))]
+    metric_cols = [c for c in tgt.columns if c.startswith(("dice@", "nsd@", "noc@", "patches@"))]
     fail_cols = [c for c in tgt.columns if c.startswith("fail@")]
     if by is None:
         tgt = tgt.assign(_all="all")

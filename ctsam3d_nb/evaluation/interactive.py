@@ -37,6 +37,7 @@ RECORD_COLUMNS = (
     "pred_voxels",  # voxels in the predicted mask
     "gt_voxels",  # voxels in the reference mask
     "gt_ml",  # reference volume in millilitres
+    "patches",  # 64³ patches the object spans after this click (cross-patch growth); -1 if unknown
 )
 
 
@@ -62,6 +63,13 @@ def _check_inputs(predictor, ct, gt_mask, n_clicks, nsd_tolerance_mm):
             raise TypeError(f"predictor must be a ctsam3d_nb Predictor (missing .{attr}), "
                             f"got {type(predictor).__name__}")
     return gt
+
+
+def _patch_count(predictor) -> int:
+    try:
+        return len(predictor.object.masks.probs)
+    except AttributeError:  # another predictor type: the count is unknown
+        return -1
 
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,
@@ -123,7 +131,7 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
             "positive": bool(positive), "carried": False,
             "dice": dice(mask, gt), "nsd": normalized_surface_dice(mask, gt, spacing, nsd_tolerance_mm),
             "latency_s": latency, "pred_voxels": int(np.count_nonzero(mask)),
-            "gt_voxels": gt_voxels, "gt_ml": gt_ml,
+            "gt_voxels": gt_voxels, "gt_ml": gt_ml, "patches": _patch_count(predictor),
         }
         if with_hd95:
             row["hd95"] = hd95(mask, gt, spacing)

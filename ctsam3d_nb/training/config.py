@@ -24,6 +24,8 @@ class TrainConfig:
     focal_alpha: float = 0.8  # focal loss alpha (release: 0.8)
     focal_gamma: float = 2.0  # focal loss gamma (release: 2)
     cpp_weight: float = 10.0  # weight of the CPP heatmap MSE (heatmaps are mostly zero, so MSE is small)
+    cpp_pos_weight: float = 0.0  # extra MSE weight on the heatmap's peak: w = 1 + cpp_pos_weight * target
+    #   (0 = plain MSE as in the release, which a zero heatmap nearly minimises; ~500 balances peak and background)
     phantom_weight: float = 1.0  # sampling weight of on-the-fly phantoms
     phantom_shape: tuple = (320, 224, 224)  # phantom grid (z, y, x) at 1.5 mm
     real_pairs: list = field(default_factory=list)  # [(ct_path, label_path)] real cases (TS v2 labels)

@@ -24,7 +24,7 @@ from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
 from .config import TrainConfig
 from .data import PatchSampler, find_pairs, folder_source, phantom_source
-from .losses import dice_score, mask_loss
+from .losses import dice_score, heatmap_loss, mask_loss
 
 SLAB = 16  # overlap depth of neighbouring patches (PATCH - STRIDE)
 
@@ -65,7 +65,7 @@ class TrainStep(torch.nn.Module):
         metrics = {"loss_mask": loss.item(), **{f"dice_r{r + 1}": d for r, d in enumerate(dices)}}
         if batch["image_v"] is not None:
             heat = model.cpp(batch["image_u_cpp"], prob[batch["v_index"]], batch["image_v"])
-            cpp_loss = torch.nn.functional.mse_loss(heat, batch["heat_v"])
+            cpp_loss = heatmap_loss(heat, batch["heat_v"], cfg.cpp_pos_weight)
             loss = loss + cfg.cpp_weight * cpp_loss
             metrics["loss_cpp"] = cpp_loss.item()
         metrics["loss"] = loss.item()
@@ -147,6 +147,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
+    cpp_ids = {id(p) for p in model.cpp_net.parameters()}
+    mask_params = [p for p in model.parameters() if id(p) not in cpp_ids]
+    cpp_params = list(model.cpp_net.parameters())
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -169,14 +172,17 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss, metrics = step_module(batch, rng)
         loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        # the mask model and the CPP net are clipped apart: a large CPP gradient must not shrink the
+        # mask model's step (their losses share no parameters)
+        gnorm = torch.nn.utils.clip_grad_norm_(mask_params, cfg.grad_clip)
+        gnorm_cpp = torch.nn.utils.clip_grad_norm_(cpp_params, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         n_last += cfg.batch_size * world
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             now = time.perf_counter()
-            metrics.update(step=done, lr=_lr(cfg, step), grad_norm=float(gnorm),
+            metrics.update(step=done, lr=_lr(cfg, step), grad_norm=float(gnorm), grad_norm_cpp=float(gnorm_cpp),
                            patches_per_s=n_last / (now - t_last), time=time.time())
             t_last, n_last = now, 0
             with open(metrics_file, "a") as f:
