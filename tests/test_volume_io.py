@@ -1,7 +1,6 @@
 """CT I/O: exact geometry, round trips, label-map alignment and clear errors."""
 from __future__ import annotations
 
-import gzip
 import os
 import warnings
 
