@@ -104,6 +104,19 @@ def test_plots_return_figures():
     plt.close("all")
 
 
+def test_new_plot_figures_are_not_left_open_in_pyplot(tmp_path):
+    """The inline backend shows every figure pyplot still holds at the end of a cell, so a figure
+    that is also the cell's value appeared twice; ours are closed but still draw and save."""
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    figs = [plot_dice_vs_clicks(fake_results()), plot_structure_bars(fake_results(), k=2)]
+    assert plt.get_fignums() == []
+    for i, fig in enumerate(figs):
+        fig.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 5000
+
+
 # ---------------------------------------------------------------- CLI
 
 

@@ -21,6 +21,9 @@ def _new_axes(ax, figsize):
         return ax.figure, ax
     with plt.ioff():  # no second copy of the canvas in Jupyter
         fig, ax = plt.subplots(figsize=figsize)
+    # closed at once: pyplot forgets it, so the inline backend does not show it again at the end of
+    # the cell (it is shown once, as the cell's value or by display(fig)); drawing and savefig still work
+    plt.close(fig)
     return fig, ax
 
 
