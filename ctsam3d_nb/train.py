@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, bool):
             ap.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
-        elif isinstance(default, (tuple, list)):
+        elif isinstance(default, (tuple, list, dict)):
             ap.add_argument(flag, dest=f.name, type=json.loads, default=None,
                             help=f"JSON, default {json.dumps(default)}")
         else:

@@ -13,7 +13,7 @@ import torch
 
 from ctsam3d_nb.checkpoint import load_model
 from ctsam3d_nb.training import TrainConfig, train
-from ctsam3d_nb.training.data import PatchSampler, phantom_source
+from ctsam3d_nb.training.data import PatchSampler, case_index, dataset_source, phantom_source
 from ctsam3d_nb.modeling.cpp import cpp_target_heatmap
 from ctsam3d_nb.training.losses import dice_score, focal_loss, heatmap_loss, mask_loss, soft_dice_loss
 
@@ -139,3 +139,41 @@ def test_config_round_trip_and_unknown_fields(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(d))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("n", [1, 7, 250, 1000])
+def test_case_index_visits_every_case_once_per_epoch(n):
+    for rank in (0, 1):
+        for epoch in (0, 1):
+            seen = [case_index(v * 1000 + rank, n) for v in range(epoch * n, (epoch + 1) * n)]
+            assert sorted(seen) == list(range(n))  # `key % n` gave one case forever for n = 250 or 1000
+
+
+def test_training_from_a_dataset_adapter(tmp_path):
+    from test_evaluation_datasets import blob_labels, ct_array, write
+
+    root = tmp_path / "flare"
+    for i, case in enumerate(["FLARE22_Tr_0001", "FLARE22_Tr_0002"]):
+        write(ct_array(i), root / "imagesTr" / f"{case}_0000.nii.gz")
+        write(blob_labels([1, 13, 5]), root / "labelsTr" / f"{case}.nii.gz")
+    get = dataset_source("flare22", root)
+    image, labels = get(0)
+    assert image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    assert {5, 3, 52} <= set(np.unique(labels).tolist())  # FLARE 1/13/5 -> liver, kidney_left, aorta
+    assert image.shape == labels.shape and abs(image.shape[0] - 24 * 2.5 / 1.5) <= 1.5  # 1.5 mm grid
+    with pytest.raises(ValueError, match="phantom_weight"):
+        dataset_source("phantom", None)
+
+    cfg = _cfg(tmp_path, steps=1, phantom_weight=0.0, dataset="flare22", dataset_root=str(root))
+    train(cfg, progress=False)
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(line["loss"]) and line["step"] == 1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "flare22"
+
+
+def test_train_cli_parses_dataset_options():
+    from ctsam3d_nb.train import _parser
+
+    args = _parser().parse_args(["--dataset", "word", "--dataset-root", "/data/WORD",
+                                 "--dataset-options", '{"split": "train"}'])
+    assert args.dataset == "word" and args.dataset_options == {"split": "train"}

@@ -33,6 +33,10 @@ class TrainConfig:
     folder: str | None = None  # a folder of image/label pairs (images/ + labels/)
     folder_convention: str | None = None  # label convention of that folder (anatomy.LABEL_CONVENTIONS)
     folder_weight: float = 1.0  # its sampling weight
+    dataset: str | None = None  # a dataset adapter: totalsegmentator, flare22, amos22, btcv, word (evaluation.DATASETS)
+    dataset_root: str | None = None  # that dataset's folder, in its own layout
+    dataset_options: dict = field(default_factory=dict)  # adapter options, e.g. {"split": "train"} (keep test held out)
+    dataset_weight: float = 1.0  # its sampling weight
     p_augment: float = 0.6  # probability of scale/rotation augmentation
     p_domain_rand: float = 0.3  # probability of SynthSeg-style random intensities
     p_cpp: float = 0.5  # probability that a sample trains the CPP net too

@@ -38,6 +38,11 @@ def phantom_source(seed: int, shape=(320, 224, 224)):
     return get
 
 
+def _on_grid(ct, labels):
+    grid = ModelGrid.covering(ct)
+    return grid.resample_ct(ct), grid.labels_to_grid(labels, ct)
+
+
 def load_on_grid(ct_path, label_path, convention: str | None = None):
     """A CT and its label map resampled to the model grid (labels by nearest neighbour)."""
     from ..io import load_ct, load_labels
@@ -48,21 +53,62 @@ def load_on_grid(ct_path, label_path, convention: str | None = None):
         from ..anatomy import convert_labels
 
         labels = convert_labels(labels, convention)
-    grid = ModelGrid.covering(ct)
-    return grid.resample_ct(ct), grid.labels_to_grid(labels, ct)
+    return _on_grid(ct, labels)
 
 
-def folder_source(pairs, convention: str | None = None):
-    """Volume ``v`` = pair ``v mod len(pairs)`` on the model grid (each pair loaded once)."""
-    cache = {}
+def case_index(key: int, n: int) -> int:
+    """Which of ``n`` cases volume ``key`` (``v * 1000 + rank``, see `PatchSampler`) is.
 
-    def get(v: int):
-        i = int(v) % len(pairs)
+    Every run of ``n`` consecutive volumes ``v`` of one rank visits each case once, in an order
+    reshuffled per epoch and rank (``key mod n`` would revisit one case forever when ``n`` divides 1000).
+    """
+    v, rank = divmod(int(key), 1000)
+    epoch, i = divmod(v, n)
+    return int(np.random.default_rng([epoch, rank, 11]).permutation(n)[i])
+
+
+def _cached(load, keep: int = 4):
+    """``load(i)`` with the last ``keep`` results kept (one small case list is re-drawn often)."""
+    cache: dict = {}
+
+    def get(i):
         if i not in cache:
-            cache[i] = load_on_grid(*pairs[i], convention)
+            if len(cache) >= keep:
+                cache.pop(next(iter(cache)))
+            cache[i] = load(i)
         return cache[i]
 
     return get
+
+
+def folder_source(pairs, convention: str | None = None):
+    """Volume ``key`` = pair `case_index` ``(key, len(pairs))`` on the model grid."""
+    load = _cached(lambda i: load_on_grid(*pairs[i], convention))
+    return lambda key: load(case_index(key, len(pairs)))
+
+
+def dataset_source(name: str, root, options: dict | None = None):
+    """Volume ``key`` = a case of a dataset adapter (``open_dataset(name, root, **options)``) on the model grid.
+
+    The adapters' labels are already ontology ids. Use the adapter's training split
+    (e.g. ``options={"split": "train"}``) so its test cases stay held out.
+    """
+    import inspect
+    import warnings
+
+    from ..evaluation.datasets import open_dataset
+
+    if str(name).lower() == "phantom":
+        raise ValueError("dataset='phantom': phantoms are generated on the fly; use phantom_weight instead")
+    ds = open_dataset(name, root, **(options or {}))
+    if "split" in inspect.signature(type(ds).__init__).parameters and "split" not in (options or {}):
+        warnings.warn(f"training on every case of {ds.title}, its test split included; pass "
+                      "dataset_options={'split': ...} to keep the held-out cases out of training", stacklevel=2)
+    cases = ds.cases()
+    if not cases:
+        raise ValueError(f"{ds!r} has no cases (options {options or {}}); check dataset_root and the split")
+    load = _cached(lambda i: _on_grid(*ds.load(cases[i])))
+    return lambda key: load(case_index(key, len(cases)))
 
 
 def find_pairs(root) -> list[tuple[Path, Path]]:

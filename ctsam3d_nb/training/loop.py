@@ -23,7 +23,7 @@ from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
 from .config import TrainConfig
-from .data import PatchSampler, find_pairs, folder_source, phantom_source
+from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
 from .losses import dice_score, heatmap_loss, mask_loss
 
 SLAB = 16  # overlap depth of neighbouring patches (PATCH - STRIDE)
@@ -109,8 +109,11 @@ def _sources(cfg: TrainConfig):
         sources.append((folder_source([tuple(p) for p in cfg.real_pairs]), cfg.real_weight))
     if cfg.folder and cfg.folder_weight > 0:
         sources.append((folder_source(find_pairs(cfg.folder), cfg.folder_convention), cfg.folder_weight))
+    if cfg.dataset and cfg.dataset_weight > 0:
+        sources.append((dataset_source(cfg.dataset, cfg.dataset_root, cfg.dataset_options), cfg.dataset_weight))
     if not sources:
-        raise ValueError("no training data: set phantom_weight > 0, real_pairs + real_weight, or folder")
+        raise ValueError("no training data: set phantom_weight > 0, real_pairs + real_weight, folder, "
+                         "or dataset + dataset_root")
     return sources
 
 
