@@ -32,7 +32,7 @@ from ctsam3d_nb.modeling import build_model  # noqa: E402
 from ctsam3d_nb.modeling.reference_decoder import OriginalSpadeDecoder  # noqa: E402
 from ctsam3d_nb.training import TrainConfig  # noqa: E402
 from ctsam3d_nb.training.data import PatchSampler, phantom_source  # noqa: E402
-from ctsam3d_nb.training.loop import TrainStep, _collate  # noqa: E402
+from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients  # noqa: E402
 
 
 def _batches(cfg: TrainConfig, n: int, sigma: float):
@@ -59,7 +59,7 @@ def _time_steps(model, cfg: TrainConfig, batches, steps: int, warmup: int = 1) -
         t = time.perf_counter()
         loss, _ = step_module(batch, np.random.default_rng(i))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        clip_gradients(model, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= warmup:

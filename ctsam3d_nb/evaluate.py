@@ -179,7 +179,12 @@ def run(args) -> pd.DataFrame:
     done_cases = {(d, c) for d, c, _ in done}
     columns = list(CSV_COLUMNS) if not args.hd95 else [*CSV_COLUMNS[:-1], "hd95", "model"]
     if len(done_rows):
-        columns = list(done_rows.columns)  # keep an existing file's column order
+        # keep an existing file's column order; columns added by a newer version go at the end
+        # (the file is rewritten once so its header names them; old rows leave them empty)
+        added = [c for c in columns if c not in done_rows.columns]
+        columns = list(done_rows.columns) + added
+        if added:
+            _atomic_write(done_rows.reindex(columns=columns), out)
     model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
     predictor = None
     bar = tqdm(cases, desc=f"{args.dataset}", unit="case", file=sys.stderr, dynamic_ncols=True)

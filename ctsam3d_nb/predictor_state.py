@@ -187,7 +187,8 @@ class SessionLog:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "ct": {"source": p.ct.source, **ct_fingerprint(p.ct)} if p.ct is not None else None,
             "model": {"name": getattr(model, "name", None), "checkpoint": getattr(p.model, "checkpoint_info", None)},
-            "settings": {"growth_budget": p.growth_budget, "threshold": p.threshold},
+            "settings": {"growth_budget": p.growth_budget, "threshold": p.threshold,
+                         **({} if p.cpp_heatmaps else {"cpp_heatmaps": False})},
             "events": [dict(e) for e in self.events],
         }
 
@@ -228,7 +229,7 @@ class SessionLog:
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
         if not isinstance(settings, dict):
             raise ValueError("session 'settings' must be an object")
-        known = {"growth_budget", "threshold"}
+        known = {"growth_budget", "threshold", "cpp_heatmaps"}
         if set(settings) - known:
             raise ValueError(f"session 'settings' has unknown keys {sorted(set(settings) - known)}")
         try:

@@ -104,12 +104,20 @@ def test_plots_return_figures():
     plt.close("all")
 
 
-def test_new_plot_figures_are_not_left_open_in_pyplot(tmp_path):
+def test_new_plot_figures_are_not_left_open_in_pyplot_under_jupyter(tmp_path, monkeypatch):
     """The inline backend shows every figure pyplot still holds at the end of a cell, so a figure
-    that is also the cell's value appeared twice; ours are closed but still draw and save."""
+    that is also the cell's value appeared twice; in a kernel ours are closed but still draw and
+    save; in a script they stay open for plt.show()."""
+    import sys
+
     import matplotlib.pyplot as plt
 
     plt.close("all")
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    script_fig = plot_dice_vs_clicks(fake_results())
+    assert plt.get_fignums() == [script_fig.number]
+    plt.close("all")
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
     figs = [plot_dice_vs_clicks(fake_results()), plot_structure_bars(fake_results(), k=2)]
     assert plt.get_fignums() == []
     for i, fig in enumerate(figs):
@@ -174,6 +182,15 @@ def test_cli_writes_rows_resumes_and_prints_summary(tmp_path, region_loader, cap
     again = pd.read_csv(out, dtype={"case": str})
     assert len(again) == 8 and not again.duplicated(["case", "structure", "click"]).any()
     assert "dropped" in capsys.readouterr().err
+
+    old = again.drop(columns=["patches"])  # a results file of the version before the patches column
+    old[old["case"] != "case_b"].to_csv(out, index=False)  # case_b still to do
+    assert main(argv) == 0
+    mixed = pd.read_csv(out, dtype={"case": str})
+    assert list(mixed.columns) == [c for c in CSV_COLUMNS if c != "patches"] + ["patches"]  # header rewritten
+    assert len(mixed) == 8
+    new_rows = mixed["case"] == "case_b"
+    assert mixed.loc[~new_rows, "patches"].isna().all() and (mixed.loc[new_rows, "patches"] == 1).all()
 
     with pytest.raises(SystemExit):
         main(argv[:-2] + ["--clicks", "x"])

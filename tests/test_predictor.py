@@ -62,6 +62,10 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     assert pred.stats["cpp_calls"] == 0  # the CPP net never ran ...
     assert len(pred.object.masks.probs) >= 5  # ... and the overlap seed alone still grew the mask
     assert dice(mask, tube | branch) > 0.97
+    session = pred.session
+    assert session["settings"]["cpp_heatmaps"] is False  # replayed as it was made
+    again = Predictor.replay(session, ct, model=RegionModel())
+    assert again.cpp_heatmaps is False and np.array_equal(again.mask, mask)
 
 
 def test_growth_budget_is_respected():

@@ -45,6 +45,8 @@ def test_peak_weighted_heatmap_loss_prefers_finding_the_peak():
     # peak-weighted: missing the peak costs more than the haze
     assert heatmap_loss(nothing, target, 500.0) > 3 * heatmap_loss(peak_in_haze, target, 500.0)
     assert heatmap_loss(target, target, 500.0) == 0
+    with pytest.raises(ValueError, match="pos_weight"):
+        heatmap_loss(nothing, target, -1.0)
 
 
 def _sampler(**kw):
@@ -147,6 +149,9 @@ def test_case_index_visits_every_case_once_per_epoch(n):
         for epoch in (0, 1):
             seen = [case_index(v * 1000 + rank, n) for v in range(epoch * n, (epoch + 1) * n)]
             assert sorted(seen) == list(range(n))  # `key % n` gave one case forever for n = 250 or 1000
+    if n > 3:
+        order = [case_index(v * 1000, n) for v in range(n)]
+        assert [case_index(v * 1000, n, seed=1) for v in range(n)] != order  # the run's seed matters
 
 
 def test_training_from_a_dataset_adapter(tmp_path):
@@ -169,6 +174,26 @@ def test_training_from_a_dataset_adapter(tmp_path):
     line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(line["loss"]) and line["step"] == 1
     assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "flare22"
+
+
+def test_training_on_a_dataset_with_splits_warns_without_a_split(tmp_path):
+    from test_evaluation_datasets import blob_labels, ct_array, write
+
+    for sub, case, values in (("Tr", "word_0001", [3, 12]), ("Val", "word_0101", [16])):
+        write(ct_array(), tmp_path / f"images{sub}" / f"{case}.nii.gz")
+        write(blob_labels(values), tmp_path / f"labels{sub}" / f"{case}.nii.gz")
+    with pytest.warns(UserWarning, match="split"):
+        dataset_source("word", tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get = dataset_source("word", tmp_path, {"split": "train"})
+    from ctsam3d_nb.anatomy import by_name
+
+    for v in range(3):  # only the train case: kidney_left (WORD 3), never the val case's femoral head (16)
+        labels = get(v * 1000)[1]
+        assert by_name("kidney_left").id in labels and by_name("femoral_head_right").id not in labels
 
 
 def test_train_cli_parses_dataset_options():

@@ -66,10 +66,12 @@ def _check_inputs(predictor, ct, gt_mask, n_clicks, nsd_tolerance_mm):
 
 
 def _patch_count(predictor) -> int:
+    """Patches of the current object holding any voxel above the threshold (-1 if not a Predictor)."""
     try:
-        return len(predictor.object.masks.probs)
+        probs, thr = predictor.object.masks.probs, predictor.threshold
     except AttributeError:  # another predictor type: the count is unknown
         return -1
+    return sum(1 for p in probs.values() if (p > thr).any())
 
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,

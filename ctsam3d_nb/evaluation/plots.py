@@ -2,9 +2,12 @@
 
 Both take the per-click DataFrame of `aggregate` and return the matplotlib
 Figure without showing it (display it in a notebook by leaving it as the last
-expression of a cell, or save it with ``fig.savefig``).
+expression of a cell or with ``display(fig)``, or save it with ``fig.savefig``;
+in a script, ``plt.show()`` shows it).
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
@@ -21,9 +24,11 @@ def _new_axes(ax, figsize):
         return ax.figure, ax
     with plt.ioff():  # no second copy of the canvas in Jupyter
         fig, ax = plt.subplots(figsize=figsize)
-    # closed at once: pyplot forgets it, so the inline backend does not show it again at the end of
-    # the cell (it is shown once, as the cell's value or by display(fig)); drawing and savefig still work
-    plt.close(fig)
+    if "ipykernel" in sys.modules:
+        # in Jupyter, closed at once: pyplot forgets it, so the inline backend does not show it again
+        # at the end of the cell (it is shown once, as the cell's value or by display(fig));
+        # drawing and savefig still work. Scripts keep it open for plt.show().
+        plt.close(fig)
     return fig, ax
 
 

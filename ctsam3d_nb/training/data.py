@@ -56,15 +56,17 @@ def load_on_grid(ct_path, label_path, convention: str | None = None):
     return _on_grid(ct, labels)
 
 
-def case_index(key: int, n: int) -> int:
+def case_index(key: int, n: int, seed: int = 0) -> int:
     """Which of ``n`` cases volume ``key`` (``v * 1000 + rank``, see `PatchSampler`) is.
 
-    Every run of ``n`` consecutive volumes ``v`` of one rank visits each case once, in an order
-    reshuffled per epoch and rank (``key mod n`` would revisit one case forever when ``n`` divides 1000).
+    Volume numbers ``v`` are cut into epochs of ``n`` (``e·n … e·n + n − 1``); within an epoch
+    each case comes once, in an order drawn from ``(seed, epoch, rank)`` (``key mod n`` would
+    revisit one case forever when ``n`` divides 1000). With several sources `PatchSampler`
+    draws the source per volume, so a dataset sees only some volume numbers of each epoch.
     """
     v, rank = divmod(int(key), 1000)
     epoch, i = divmod(v, n)
-    return int(np.random.default_rng([epoch, rank, 11]).permutation(n)[i])
+    return int(np.random.default_rng([int(seed), epoch, rank, 11]).permutation(n)[i])
 
 
 def _cached(load, keep: int = 4):
@@ -81,13 +83,13 @@ def _cached(load, keep: int = 4):
     return get
 
 
-def folder_source(pairs, convention: str | None = None):
-    """Volume ``key`` = pair `case_index` ``(key, len(pairs))`` on the model grid."""
+def folder_source(pairs, convention: str | None = None, seed: int = 0):
+    """Volume ``key`` = pair `case_index` ``(key, len(pairs), seed)`` on the model grid."""
     load = _cached(lambda i: load_on_grid(*pairs[i], convention))
-    return lambda key: load(case_index(key, len(pairs)))
+    return lambda key: load(case_index(key, len(pairs), seed))
 
 
-def dataset_source(name: str, root, options: dict | None = None):
+def dataset_source(name: str, root, options: dict | None = None, seed: int = 0):
     """Volume ``key`` = a case of a dataset adapter (``open_dataset(name, root, **options)``) on the model grid.
 
     The adapters' labels are already ontology ids. Use the adapter's training split
@@ -101,14 +103,15 @@ def dataset_source(name: str, root, options: dict | None = None):
     if str(name).lower() == "phantom":
         raise ValueError("dataset='phantom': phantoms are generated on the fly; use phantom_weight instead")
     ds = open_dataset(name, root, **(options or {}))
-    if "split" in inspect.signature(type(ds).__init__).parameters and "split" not in (options or {}):
+    split = inspect.signature(type(ds).__init__).parameters.get("split")
+    if split is not None and split.default is None and (options or {}).get("split") is None:
         warnings.warn(f"training on every case of {ds.title}, its test split included; pass "
                       "dataset_options={'split': ...} to keep the held-out cases out of training", stacklevel=2)
     cases = ds.cases()
     if not cases:
         raise ValueError(f"{ds!r} has no cases (options {options or {}}); check dataset_root and the split")
     load = _cached(lambda i: _on_grid(*ds.load(cases[i])))
-    return lambda key: load(case_index(key, len(cases)))
+    return lambda key: load(case_index(key, len(cases), seed))
 
 
 def find_pairs(root) -> list[tuple[Path, Path]]:

@@ -94,6 +94,18 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
     return batch
 
 
+def clip_gradients(model, max_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip the mask model's and the CPP net's gradients apart; returns both norms (before clipping).
+
+    Their losses share no parameters (the CPP net reads a detached mask), so a large CPP
+    gradient must not shrink the mask model's step, as one global norm would.
+    """
+    cpp = list(model.cpp_net.parameters())
+    ids = {id(p) for p in cpp}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return (torch.nn.utils.clip_grad_norm_(rest, max_norm), torch.nn.utils.clip_grad_norm_(cpp, max_norm))
+
+
 def _lr(cfg: TrainConfig, step: int) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -106,11 +118,12 @@ def _sources(cfg: TrainConfig):
     if cfg.phantom_weight > 0:
         sources.append((phantom_source(cfg.seed * 1_000_000, cfg.phantom_shape), cfg.phantom_weight))
     if cfg.real_pairs and cfg.real_weight > 0:
-        sources.append((folder_source([tuple(p) for p in cfg.real_pairs]), cfg.real_weight))
+        sources.append((folder_source([tuple(p) for p in cfg.real_pairs], seed=cfg.seed), cfg.real_weight))
     if cfg.folder and cfg.folder_weight > 0:
-        sources.append((folder_source(find_pairs(cfg.folder), cfg.folder_convention), cfg.folder_weight))
+        sources.append((folder_source(find_pairs(cfg.folder), cfg.folder_convention, cfg.seed), cfg.folder_weight))
     if cfg.dataset and cfg.dataset_weight > 0:
-        sources.append((dataset_source(cfg.dataset, cfg.dataset_root, cfg.dataset_options), cfg.dataset_weight))
+        sources.append((dataset_source(cfg.dataset, cfg.dataset_root, cfg.dataset_options, cfg.seed),
+                        cfg.dataset_weight))
     if not sources:
         raise ValueError("no training data: set phantom_weight > 0, real_pairs + real_weight, folder, "
                          "or dataset + dataset_root")
@@ -122,6 +135,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
 
     ``callbacks`` are called as ``cb(step, metrics)`` on rank 0 every ``log_every`` steps.
     """
+    if not cfg.cpp_pos_weight >= 0:
+        raise ValueError(f"cpp_pos_weight must be >= 0, got {cfg.cpp_pos_weight!r}")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
@@ -150,9 +165,6 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
-    cpp_ids = {id(p) for p in model.cpp_net.parameters()}
-    mask_params = [p for p in model.parameters() if id(p) not in cpp_ids]
-    cpp_params = list(model.cpp_net.parameters())
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -175,10 +187,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss, metrics = step_module(batch, rng)
         loss.backward()
-        # the mask model and the CPP net are clipped apart: a large CPP gradient must not shrink the
-        # mask model's step (their losses share no parameters)
-        gnorm = torch.nn.utils.clip_grad_norm_(mask_params, cfg.grad_clip)
-        gnorm_cpp = torch.nn.utils.clip_grad_norm_(cpp_params, cfg.grad_clip)
+        gnorm, gnorm_cpp = clip_gradients(model, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         n_last += cfg.batch_size * world
