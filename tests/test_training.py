@@ -202,3 +202,11 @@ def test_train_cli_parses_dataset_options():
     args = _parser().parse_args(["--dataset", "word", "--dataset-root", "/data/WORD",
                                  "--dataset-options", '{"split": "train"}'])
     assert args.dataset == "word" and args.dataset_options == {"split": "train"}
+
+
+def test_exported_wall_time_leaves_out_pauses_between_sessions():
+    from ctsam3d_nb.training.export import active_wall_time
+
+    log = [{"time": t} for t in (1000.0, 1020.0, 1040.5, 90000.0, 90030.0)]  # stopped, resumed a day later
+    assert active_wall_time(log) == 70.5
+    assert active_wall_time(log, pause_s=10**6) == 89030.0

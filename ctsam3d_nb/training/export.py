@@ -14,6 +14,14 @@ from ..checkpoint import save_checkpoint
 from ..modeling import build_model
 
 
+def active_wall_time(lines, pause_s: float = 600.0) -> float:
+    """Seconds of training in a metrics log: the gaps between consecutive lines, leaving out gaps
+    longer than ``pause_s`` (a run stopped and resumed later, e.g. in the next session)."""
+    t = sorted(float(l["time"]) for l in lines if "time" in l)
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    return round(sum(g for g in gaps if g <= pause_s), 1)
+
+
 def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = False, half: bool = True) -> Path:
     """Write the weights of ``run_dir/last.pt`` as a checkpoint at ``path`` with the run's config
     (float16 storage by default: half the size, cast back to float32 on load)."""
@@ -27,7 +35,7 @@ def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = Fa
     if metrics.exists():
         lines = [json.loads(l) for l in metrics.read_text().splitlines() if l.strip()]
         if lines:
-            meta["training"]["wall_time_s"] = round(lines[-1]["time"] - lines[0]["time"], 1)
+            meta["training"]["wall_time_s"] = active_wall_time(lines)
             meta["training"]["last_metrics"] = {k: v for k, v in lines[-1].items() if k != "time"}
     meta.update(metadata or {})
     return save_checkpoint(model, path, metadata=meta, overwrite=overwrite, dtype=torch.float16 if half else None)
