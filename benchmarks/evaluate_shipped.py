@@ -58,13 +58,16 @@ def main(argv=None):
     ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
     ap.add_argument("--no-cpp-heatmaps", action="store_true",
                     help="ablation: grow across patches without the CPP net's heatmaps")
+    ap.add_argument("--cpp-peak-threshold", type=float, default=None,
+                    help="only CPP heatmap peaks above this become clicks in a neighbour (default: raw heatmap)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, device="cpu")
-    pred = Predictor(model, device="cpu", cpp_heatmaps=not args.no_cpp_heatmaps)
+    pred = Predictor(model, device="cpu", cpp_heatmaps=not args.no_cpp_heatmaps,
+                     cpp_peak_threshold=args.cpp_peak_threshold)
     t0 = time.perf_counter()
     frames = []
     for seed in args.seeds:

@@ -25,6 +25,7 @@ import torch
 from . import patches as P
 from .clicks import deepest_point
 from .grid import ModelGrid
+from .modeling.cpp import heatmap_to_clicks
 from .modeling.prompt import build_prompt_map
 from .predictor_state import ObjectState, SessionLog, check_click, to_ct_mask
 from .volume import CTVolume
@@ -50,10 +51,14 @@ class Predictor:
         autosave: a folder; the session log is written there after every action.
         cpp_heatmaps: seed grown patches with the CPP net's heatmap (True) or only with the
             deepest point of the neighbour's mask in the overlap (False; for ablations).
+        cpp_peak_threshold: None: the raw heatmap is added to the neighbour's positive prompt
+            channel (the release's way). A value in (0, 1]: only the heatmap's peaks above it
+            become positive clicks, and a neighbour without such a peak is not grown.
     """
 
     def __init__(self, model, device="auto", growth_budget: int = 27, threshold: float = 0.5,
-                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = True):
+                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = True,
+                 cpp_peak_threshold: float | None = None):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
         self.growth_budget = int(growth_budget)
@@ -61,6 +66,9 @@ class Predictor:
         self.cache_patches = int(cache_patches)
         self.autosave = autosave
         self.cpp_heatmaps = bool(cpp_heatmaps)
+        if cpp_peak_threshold is not None and not 0 < float(cpp_peak_threshold) <= 1:
+            raise ValueError(f"cpp_peak_threshold must be None or in (0, 1], got {cpp_peak_threshold!r}")
+        self.cpp_peak_threshold = None if cpp_peak_threshold is None else float(cpp_peak_threshold)
         self.ct: CTVolume | None = None
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self.last_timing: dict[str, float] = {}
@@ -232,6 +240,12 @@ class Predictor:
                     heat = heat.float().clamp(0, 1)[0, 0].cpu()
                     self.stats["cpp_calls"] += 1
                     timing["cpp"] += time.perf_counter() - t
+                    if self.cpp_peak_threshold is not None:
+                        peaks = heatmap_to_clicks(heat, threshold=self.cpp_peak_threshold, max_clicks=3)
+                        if len(peaks) == 0:
+                            continue  # the CPP net sees no continuation in this neighbour
+                        heat = build_prompt_map(np.zeros((P.PATCH,) * 3, np.float32), peaks.astype(float),
+                                                np.ones(len(peaks)), size=P.PATCH)[1]
                 t = time.perf_counter()
                 prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True))
                 timing["decode"] += time.perf_counter() - t

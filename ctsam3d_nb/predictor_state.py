@@ -188,7 +188,8 @@ class SessionLog:
             "ct": {"source": p.ct.source, **ct_fingerprint(p.ct)} if p.ct is not None else None,
             "model": {"name": getattr(model, "name", None), "checkpoint": getattr(p.model, "checkpoint_info", None)},
             "settings": {"growth_budget": p.growth_budget, "threshold": p.threshold,
-                         **({} if p.cpp_heatmaps else {"cpp_heatmaps": False})},
+                         **({} if p.cpp_heatmaps else {"cpp_heatmaps": False}),
+                         **({} if p.cpp_peak_threshold is None else {"cpp_peak_threshold": p.cpp_peak_threshold})},
             "events": [dict(e) for e in self.events],
         }
 
@@ -229,7 +230,7 @@ class SessionLog:
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
         if not isinstance(settings, dict):
             raise ValueError("session 'settings' must be an object")
-        known = {"growth_budget", "threshold", "cpp_heatmaps"}
+        known = {"growth_budget", "threshold", "cpp_heatmaps", "cpp_peak_threshold"}
         if set(settings) - known:
             raise ValueError(f"session 'settings' has unknown keys {sorted(set(settings) - known)}")
         try:

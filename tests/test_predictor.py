@@ -68,6 +68,27 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     assert again.cpp_heatmaps is False and np.array_equal(again.mask, mask)
 
 
+class BrightHeatModel(RegionModel):
+    """CPP heatmap = the bright voxels of V (peaks wherever the structure continues)."""
+
+    def cpp(self, image_u, mask_u, image_v):
+        return (image_v > 0.5).float()
+
+
+def test_peak_threshold_grows_only_where_the_heatmap_has_a_peak():
+    ct, tube, branch = tube_ct(260)
+    none = Predictor(RegionModel(), cpp_peak_threshold=0.5).set_volume(ct)  # all-zero heatmaps: no peak
+    none.click((130, 30, 30))
+    assert len(none.object.masks.probs) == 1
+    pred = Predictor(BrightHeatModel(), cpp_peak_threshold=0.5).set_volume(ct)
+    mask = pred.click((130, 30, 30))
+    assert len(pred.object.masks.probs) >= 5 and dice(mask, tube | branch) > 0.97
+    again = Predictor.replay(pred.session, ct, model=BrightHeatModel())
+    assert again.cpp_peak_threshold == 0.5 and np.array_equal(again.mask, mask)
+    with pytest.raises(ValueError, match="cpp_peak_threshold"):
+        Predictor(RegionModel(), cpp_peak_threshold=1.5)
+
+
 def test_growth_budget_is_respected():
     ct, tube, _ = tube_ct(260)
     pred = Predictor(RegionModel(), growth_budget=2).set_volume(ct)
