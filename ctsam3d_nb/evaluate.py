@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
     p.add_argument("--no-cpp-heatmaps", action="store_true",
                    help="ablation: grow into neighbouring patches without the CPP net's heatmaps")
+    p.add_argument("--cpp-peak-threshold", type=float, default=None,
+                   help="only CPP heatmap peaks above this become clicks in a neighbour (default: the raw heatmap)")
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
                    "amos22: training/validation")
@@ -199,7 +201,8 @@ def run(args) -> pd.DataFrame:
                 continue
             if predictor is None:
                 predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget,
-                                      cpp_heatmaps=not args.no_cpp_heatmaps)
+                                      cpp_heatmaps=not args.no_cpp_heatmaps,
+                                      cpp_peak_threshold=args.cpp_peak_threshold)
             predictor.set_volume(ct)
             frames = []
             for name, sid in todo:

@@ -164,8 +164,12 @@ class Predictor:
         self.stats["decoder_calls"] += 1
         return torch.sigmoid(logits.float())[0, 0].cpu().numpy().astype(np.float16)
 
-    def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False) -> torch.Tensor:
+    def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False,
+                extra_positive=None) -> torch.Tensor:
         pts, labels = obj.clicks_in(origin)
+        if extra_positive is not None and len(extra_positive):  # patch-local points, e.g. CPP peaks
+            pts = np.concatenate([pts, np.asarray(extra_positive, float).reshape(-1, 3)])
+            labels = np.concatenate([labels, np.ones(len(extra_positive))])
         prior = obj.masks.patch_prior(origin)
         if seed_from_prior and (prior > self.threshold).any():
             # a grown patch also gets a click at the deepest point of what the neighbour already
@@ -230,7 +234,7 @@ class Predictor:
                 v = tuple(v)
                 if v in obj.masks.probs or not self._inside_grid(v):
                     continue
-                heat = None
+                heat = peaks = None
                 if self.cpp_heatmaps:
                     t = time.perf_counter()
                     with torch.inference_mode(), self._autocast():
@@ -244,10 +248,10 @@ class Predictor:
                         peaks = heatmap_to_clicks(heat, threshold=self.cpp_peak_threshold, max_clicks=3)
                         if len(peaks) == 0:
                             continue  # the CPP net sees no continuation in this neighbour
-                        heat = build_prompt_map(np.zeros((P.PATCH,) * 3, np.float32), peaks.astype(float),
-                                                np.ones(len(peaks)), size=P.PATCH)[1]
+                        heat = None  # the peaks become clicks instead of the raw map
                 t = time.perf_counter()
-                prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True))
+                prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True,
+                                                      extra_positive=peaks))
                 timing["decode"] += time.perf_counter() - t
                 if np.count_nonzero(prob_v > self.threshold) < 8:
                     continue  # nothing of the object there: do not keep an empty patch

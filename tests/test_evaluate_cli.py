@@ -238,3 +238,11 @@ def test_protocol_on_the_bundled_real_ct(real_ct_dir, predictor):
     df = evaluate_interactive(predictor, ct, kidney, n_clicks=2, structure="kidney_left")
     assert len(df) == 2 and df["dice"].between(0, 1).all() and (df["latency_s"] >= 0).all()
     assert kidney[df["z"].iloc[0], df["y"].iloc[0], df["x"].iloc[0]]
+
+
+def test_cli_growth_options_parse():
+    from ctsam3d_nb.evaluate import build_parser
+
+    args = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv",
+                                      "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5"])
+    assert args.no_cpp_heatmaps is True and args.cpp_peak_threshold == 0.5
