@@ -21,6 +21,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from . import patches as P
 from .clicks import deepest_point
@@ -54,11 +55,17 @@ class Predictor:
         cpp_peak_threshold: None: the raw heatmap is added to the neighbour's positive prompt
             channel (the release's way). A value in (0, 1]: only the heatmap's peaks above it
             become positive clicks, and a neighbour without such a peak is not grown.
+        growth_guard: keep a grown neighbour only if its mask continues what is already
+            segmented: its mask must agree with the carried mask in the shared overlap
+            (Dice >= ``growth_min_agreement``), and only its parts connected to that overlap
+            are kept. Stops a faint heatmap or a leak from spreading through the budget.
+        growth_min_agreement: the overlap Dice a grown neighbour needs (with ``growth_guard``).
     """
 
     def __init__(self, model, device="auto", growth_budget: int = 27, threshold: float = 0.5,
                  cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = True,
-                 cpp_peak_threshold: float | None = None):
+                 cpp_peak_threshold: float | None = None, growth_guard: bool = False,
+                 growth_min_agreement: float = 0.5):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
         self.growth_budget = int(growth_budget)
@@ -69,6 +76,10 @@ class Predictor:
         if cpp_peak_threshold is not None and not 0 < float(cpp_peak_threshold) <= 1:
             raise ValueError(f"cpp_peak_threshold must be None or in (0, 1], got {cpp_peak_threshold!r}")
         self.cpp_peak_threshold = None if cpp_peak_threshold is None else float(cpp_peak_threshold)
+        if not 0 <= float(growth_min_agreement) <= 1:
+            raise ValueError(f"growth_min_agreement must be in [0, 1], got {growth_min_agreement!r}")
+        self.growth_guard = bool(growth_guard)
+        self.growth_min_agreement = float(growth_min_agreement)
         self.ct: CTVolume | None = None
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self.last_timing: dict[str, float] = {}
@@ -253,10 +264,26 @@ class Predictor:
                 prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True,
                                                       extra_positive=peaks))
                 timing["decode"] += time.perf_counter() - t
-                if np.count_nonzero(prob_v > self.threshold) < 8:
+                if self.growth_guard:
+                    prob_v = self._continuation(prob_v, obj.masks.patch_prior(v), axis, direction)
+                if prob_v is None or np.count_nonzero(prob_v > self.threshold) < 8:
                     continue  # nothing of the object there: do not keep an empty patch
                 obj.masks.probs[v] = prob_v
                 queue.append(v)
+
+    def _continuation(self, prob_v, prior_v, axis, direction):
+        """``prob_v`` cut to what continues the carried mask through the overlap, or None if it does not."""
+        slab = [slice(None)] * 3
+        slab[axis] = slice(0, P.PATCH - P.STRIDE) if direction > 0 else slice(P.STRIDE, None)
+        slab = tuple(slab)
+        new, carried = prob_v > self.threshold, prior_v > self.threshold
+        a, b = new[slab], carried[slab]
+        if 2 * np.count_nonzero(a & b) < self.growth_min_agreement * (np.count_nonzero(a) + np.count_nonzero(b)):
+            return None  # the neighbour's mask does not continue what is already segmented
+        parts, _ = ndimage.label(new)
+        touching = np.unique(parts[slab][a & b])
+        keep = np.isin(parts, touching[touching > 0])
+        return np.where(keep | ~new, prob_v, 0).astype(prob_v.dtype)
 
     def _inside_grid(self, origin) -> bool:
         o = np.asarray(origin)

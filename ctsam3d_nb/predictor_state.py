@@ -189,7 +189,9 @@ class SessionLog:
             "model": {"name": getattr(model, "name", None), "checkpoint": getattr(p.model, "checkpoint_info", None)},
             "settings": {"growth_budget": p.growth_budget, "threshold": p.threshold,
                          **({} if p.cpp_heatmaps else {"cpp_heatmaps": False}),
-                         **({} if p.cpp_peak_threshold is None else {"cpp_peak_threshold": p.cpp_peak_threshold})},
+                         **({} if p.cpp_peak_threshold is None else {"cpp_peak_threshold": p.cpp_peak_threshold}),
+                         **({"growth_guard": True, "growth_min_agreement": p.growth_min_agreement}
+                            if p.growth_guard else {})},
             "events": [dict(e) for e in self.events],
         }
 
@@ -230,7 +232,8 @@ class SessionLog:
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
         if not isinstance(settings, dict):
             raise ValueError("session 'settings' must be an object")
-        known = {"growth_budget", "threshold", "cpp_heatmaps", "cpp_peak_threshold"}
+        known = {"growth_budget", "threshold", "cpp_heatmaps", "cpp_peak_threshold", "growth_guard",
+                 "growth_min_agreement"}
         if set(settings) - known:
             raise ValueError(f"session 'settings' has unknown keys {sorted(set(settings) - known)}")
         try:

@@ -89,6 +89,66 @@ def test_peak_threshold_grows_only_where_the_heatmap_has_a_peak():
         Predictor(RegionModel(), cpp_peak_threshold=1.5)
 
 
+class HazeModel(RegionModel):
+    """The runaway of a weak CPP net: a faint heatmap over all of V, and a decoder that takes a
+    faint positive prompt as "everything bright here" (``everything=True``: every voxel)."""
+
+    def __init__(self, everything=False):
+        super().__init__()
+        self.everything = everything
+
+    def cpp(self, image_u, mask_u, image_v):
+        return torch.full_like(image_v, 0.3)
+
+    def decode(self, features, prompt):
+        logits = super().decode(features, prompt)
+        hazy = ((prompt[:, 1:2] > 0.2) & (prompt[:, 1:2] < 0.5)).float().mean() > 0.5  # not a click's tail
+        if not hazy:
+            return logits
+        leak = torch.ones_like(logits, dtype=torch.bool) if self.everything else features[0] > 0.5
+        return torch.where(leak, torch.full_like(logits, 10.0), logits)
+
+
+def blob_ct():
+    """The tube of `tube_ct` plus a bright blob beside it, not connected to it."""
+    ct, tube, branch = tube_ct(260)
+    hu = ct.array.copy()
+    blob = np.zeros_like(tube)
+    blob[170:190, 5:15, 5:15] = True
+    hu[blob] = 200
+    return CTVolume.from_array(hu, spacing=ct.spacing), tube | branch, blob
+
+
+def test_growth_guard_cuts_what_does_not_continue_the_overlap():
+    ct, tube, blob = blob_ct()
+    leaky = Predictor(HazeModel()).set_volume(ct).click((130, 30, 30))
+    assert leaky[blob].mean() > 0.9  # without the guard the haze takes the unconnected blob in
+    pred = Predictor(HazeModel(), growth_guard=True).set_volume(ct)
+    mask = pred.click((130, 30, 30))
+    assert not mask[blob].any() and dice(mask, tube) > 0.97  # kept: only what connects through the overlap
+    again = Predictor.replay(pred.session, ct, model=HazeModel())
+    assert again.growth_guard and again.growth_min_agreement == 0.5 and np.array_equal(again.mask, mask)
+
+
+def test_growth_guard_refuses_a_neighbour_that_disagrees_in_the_overlap():
+    ct, tube, branch = tube_ct(260)
+    runaway = Predictor(HazeModel(everything=True)).set_volume(ct)
+    runaway.click((130, 30, 30))
+    assert len(runaway.object.masks.probs) == 27  # the whole budget, as the step-9000 weights did
+    pred = Predictor(HazeModel(everything=True), growth_guard=True).set_volume(ct)
+    mask = pred.click((130, 30, 30))
+    assert len(pred.object.masks.probs) == 1 and dice(mask, tube | branch) > 0.3
+    with pytest.raises(ValueError, match="growth_min_agreement"):
+        Predictor(RegionModel(), growth_min_agreement=2)
+
+
+def test_growth_guard_keeps_a_true_continuation():
+    ct, tube, branch = tube_ct(260)
+    plain = Predictor(RegionModel()).set_volume(ct).click((130, 30, 30))
+    guarded = Predictor(RegionModel(), growth_guard=True).set_volume(ct).click((130, 30, 30))
+    assert np.array_equal(plain, guarded)
+
+
 def test_growth_budget_is_respected():
     ct, tube, _ = tube_ct(260)
     pred = Predictor(RegionModel(), growth_budget=2).set_volume(ct)

@@ -50,7 +50,7 @@ def test_peak_weighted_heatmap_loss_prefers_finding_the_peak():
 
 
 def _sampler(**kw):
-    return PatchSampler([(phantom_source(123, SMALL), 1.0)], seed=5, pool_size=1, refresh_every=4, **kw)
+    return PatchSampler([(phantom_source(123, SMALL), 1.0)], seed=5, **{"pool_size": 1, "refresh_every": 4, **kw})
 
 
 def test_sampler_is_deterministic_by_count():
@@ -82,6 +82,35 @@ def test_cpp_neighbour_is_the_adjacent_patch():
     idx_u[axis] = slice(48, 64) if direction > 0 else slice(0, 16)
     idx_v[axis] = slice(0, 16) if direction > 0 else slice(48, 64)
     np.testing.assert_array_equal(s.target[tuple(idx_u)], s.target_v[tuple(idx_v)])
+
+
+def _touches(mask, axis, direction):
+    idx = [slice(None)] * 3
+    idx[axis] = slice(-2, None) if direction > 0 else slice(0, 2)
+    return bool(mask[tuple(idx)].any())
+
+
+def test_negative_cpp_pairs_lie_across_a_face_the_target_does_not_reach():
+    smp = _sampler(p_cpp=1.0, p_cpp_negative=1.0, p_augment=0.0, p_domain_rand=0.0)
+    got = [s for s in (smp.sample(i) for i in range(12)) if s.image_v is not None]
+    assert len(got) >= 6
+    for s in got:
+        assert not _touches(s.target, *s.face)  # the target does not cross this face ...
+        assert not s.target_v.any()  # ... so the heatmap target is empty: "no continuation"
+    pos = [s for s in (_sampler(p_cpp=1.0, p_augment=0.0).sample(i) for i in range(6)) if s.image_v is not None]
+    assert pos and all(_touches(s.target, *s.face) for s in pos)  # default: only positive pairs
+
+
+def test_large_target_boost_draws_large_structures_more_often():
+    def large_share(**kw):
+        smp = _sampler(p_cpp=0.0, p_augment=0.0, p_domain_rand=0.0, refresh_every=1000, large_target_ml=40, **kw)
+        labels = [smp.sample(i).label for i in range(60)]
+        vol = next(iter(smp.pool.values()))  # one volume for all 60 samples
+        assert 0 < np.mean([m >= 40 for m in vol.ml.values()]) < 0.5
+        return np.mean([vol.ml[lab] >= 40 for lab in labels])
+
+    plain, boosted = large_share(), large_share(large_target_boost=4.0)
+    assert boosted > plain + 0.15, (plain, boosted)
 
 
 def _cfg(tmp_path, **kw):

@@ -41,6 +41,10 @@ class TrainConfig:
     p_augment: float = 0.6  # probability of scale/rotation augmentation
     p_domain_rand: float = 0.3  # probability of SynthSeg-style random intensities
     p_cpp: float = 0.5  # probability that a sample trains the CPP net too
+    p_cpp_negative: float = 0.0  # share of CPP samples whose V lies across a face the target does not reach
+    #   (all-zero heatmap target: teaches "no continuation", against a haze of heat in every neighbour)
+    large_target_boost: float = 0.0  # structures >= large_target_ml are drawn (1 + boost) times as often
+    large_target_ml: float = 150.0  # volume (mL) from which a structure counts as large
     p_seeded: float = 0.25  # probability that round 1 starts like a CPP-grown patch (mask slab + heatmap)
     pool_size: int = 3  # volumes held in memory at once
     refresh_every: int = 48  # samples between replacing one pooled volume

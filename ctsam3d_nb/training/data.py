@@ -152,10 +152,12 @@ class Volume:
         order = np.argsort(flat, kind="stable")
         ids, starts = np.unique(flat[order], return_index=True)
         self.points = {}
+        self.ml = {}  # volume of each label in mL (from the 2x-subsampled counts; 1.5 mm grid)
         bounds = list(starts[1:]) + [len(order)]
         for i, a, b in zip(ids, starts, bounds):
             if i == 0 or b - a < 8:
                 continue
+            self.ml[int(i)] = (b - a) * 8 * 1.5 ** 3 / 1000
             pick = order[a:b]
             if len(pick) > max_points:
                 pick = rng.choice(pick, max_points, replace=False)
@@ -176,16 +178,23 @@ class PatchSampler:
         max_shift_mm: random translation of the patch centre (±20 mm in the release).
         p_domain_rand: probability of replacing the intensities (SynthSeg-style).
         p_cpp: probability that a sample carries a neighbouring patch for CPP training.
+        p_cpp_negative: of those, the share whose V lies across a face the target does not reach,
+            with an all-zero heatmap target ("no continuation here").
+        large_target_boost, large_target_ml: structures of at least ``large_target_ml`` mL are
+            drawn ``1 + large_target_boost`` times as often (large organs need cross-patch context).
     """
 
     def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
-                 max_shift_mm=20.0, p_domain_rand=0.3, p_cpp=0.5, min_target_voxels=30):
+                 max_shift_mm=20.0, p_domain_rand=0.3, p_cpp=0.5, min_target_voxels=30,
+                 p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
         self.p_augment, self.shift = p_augment, max_shift_mm / 1.5
         self.p_domain_rand, self.p_cpp = p_domain_rand, p_cpp
         self.min_target_voxels = min_target_voxels
+        self.p_cpp_negative = float(p_cpp_negative)
+        self.large_target_boost, self.large_target_ml = float(large_target_boost), float(large_target_ml)
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -259,6 +268,8 @@ class PatchSampler:
             vol = self._volume()
             ids = np.asarray(list(vol.points))
             w = np.asarray([RARE_TARGETS.get(int(i), 1.0) for i in ids])
+            if self.large_target_boost:
+                w = w * np.where([vol.ml[int(i)] >= self.large_target_ml for i in ids], 1 + self.large_target_boost, 1)
             label = int(ids[self.rng.choice(len(ids), p=w / w.sum())])
             pts = vol.points[label]
             center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3)
@@ -271,15 +282,17 @@ class PatchSampler:
             img_u = self._intensity(self._cut(vol, center, m, 1), lab_u, seed)
             image_v = target_v = face = None
             if self.rng.random() < self.p_cpp:
-                faces = [(a, d) for a in range(3) for d in (-1, 1)
-                         if target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any()]
+                touches = {(a, d): bool(target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any())
+                           for a in range(3) for d in (-1, 1)}
+                negative = self.p_cpp_negative > 0 and self.rng.random() < self.p_cpp_negative
+                faces = [f for f, t in touches.items() if t != negative]
                 if faces:
                     face = faces[self.rng.integers(len(faces))]
                     step = np.zeros(3)
                     step[face[0]] = face[1] * STRIDE
                     c_v = center + m @ step
                     lab_v = self._cut(vol, c_v, m, 0)
-                    target_v = lab_v == label
+                    target_v = (lab_v == label) & (not negative)  # negative: nothing continues across this face
                     image_v = self._intensity(self._cut(vol, c_v, m, 1), lab_v, seed)
             self.count += 1
             return Sample(img_u, target, image_v, target_v, face, label)

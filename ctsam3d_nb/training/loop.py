@@ -171,7 +171,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     sampler = PatchSampler(_sources(cfg), seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
                            refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
-                           p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp)
+                           p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
+                           large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml)
     metrics_file = out / "metrics.jsonl"
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and rank == 0),
                desc=f"train {cfg.model}")

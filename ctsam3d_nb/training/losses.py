@@ -22,6 +22,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, g
 
 
 def mask_loss(logits, target, dice_weight=0.8, focal_weight=0.2, alpha=0.8, gamma=2.0) -> torch.Tensor:
+    logits, target = logits.float(), target.float()  # sums over 262k voxels: never in bfloat16
     return dice_weight * soft_dice_loss(logits, target) + focal_weight * focal_loss(logits, target, alpha, gamma)
 
 
@@ -43,6 +44,7 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, pos_weight: float = 0
     """
     if not pos_weight >= 0:
         raise ValueError(f"pos_weight must be >= 0, got {pos_weight!r}")
+    pred, target = pred.float(), target.float()
     if pos_weight == 0:
         return F.mse_loss(pred, target)
     w = 1 + pos_weight * target
