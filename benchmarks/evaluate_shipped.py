@@ -60,6 +60,8 @@ def main(argv=None):
                     help="ablation: grow across patches without the CPP net's heatmaps")
     ap.add_argument("--cpp-peak-threshold", type=float, default=None,
                     help="only CPP heatmap peaks above this become clicks in a neighbour (default: raw heatmap)")
+    ap.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
+                    help="keep a grown neighbour only if it continues the overlap (default: the Predictor's)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -67,7 +69,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, device="cpu")
     pred = Predictor(model, device="cpu", cpp_heatmaps=not args.no_cpp_heatmaps,
-                     cpp_peak_threshold=args.cpp_peak_threshold)
+                     cpp_peak_threshold=args.cpp_peak_threshold,
+                     **({} if args.growth_guard is None else {"growth_guard": args.growth_guard}))
     t0 = time.perf_counter()
     frames = []
     for seed in args.seeds:

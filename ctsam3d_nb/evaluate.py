@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ablation: grow into neighbouring patches without the CPP net's heatmaps")
     p.add_argument("--cpp-peak-threshold", type=float, default=None,
                    help="only CPP heatmap peaks above this become clicks in a neighbour (default: the raw heatmap)")
+    p.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep a grown neighbour only if it continues the overlap (default: the Predictor's)")
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
                    "amos22: training/validation")
@@ -202,7 +204,8 @@ def run(args) -> pd.DataFrame:
             if predictor is None:
                 predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget,
                                       cpp_heatmaps=not args.no_cpp_heatmaps,
-                                      cpp_peak_threshold=args.cpp_peak_threshold)
+                                      cpp_peak_threshold=args.cpp_peak_threshold,
+                                      **({} if args.growth_guard is None else {"growth_guard": args.growth_guard}))
             predictor.set_volume(ct)
             frames = []
             for name, sid in todo:

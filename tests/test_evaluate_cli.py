@@ -244,5 +244,7 @@ def test_cli_growth_options_parse():
     from ctsam3d_nb.evaluate import build_parser
 
     args = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv",
-                                      "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5"])
-    assert args.no_cpp_heatmaps is True and args.cpp_peak_threshold == 0.5
+                                      "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5", "--growth-guard"])
+    assert args.no_cpp_heatmaps is True and args.cpp_peak_threshold == 0.5 and args.growth_guard is True
+    plain = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv"])
+    assert plain.growth_guard is None  # the Predictor's own default
