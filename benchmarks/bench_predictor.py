@@ -78,9 +78,9 @@ def bench_clicks(args, rows):
 
     # cross-patch growth of the aorta from one click
     aorta = labels == 52
-    for budget, heat, label in ((27, True, "aorta from one click, CPP growth (budget 27)"),
-                                (27, False, "aorta, growth without CPP heatmaps (overlap seed only)"),
-                                (1, True, "aorta, one click, no growth")):
+    for budget, heat, label in ((27, False, "aorta from one click, default growth: overlap seed (budget 27)"),
+                                (27, True, "aorta, growth with raw CPP heatmaps (cpp_heatmaps=True)"),
+                                (1, False, "aorta, one click, no growth")):
         pred = Predictor(model, device="cpu", growth_budget=budget, cpp_heatmaps=heat).set_volume(ct)
         t = time.perf_counter()
         m = pred.click(first_click(aorta))

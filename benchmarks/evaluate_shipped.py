@@ -21,6 +21,7 @@ import torch
 
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb.anatomy import by_name
+from ctsam3d_nb.evaluate import growth_options
 from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
@@ -56,8 +57,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--structures", nargs="+", help="phantom structures (default: the 25 of the model card)")
     ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
-    ap.add_argument("--no-cpp-heatmaps", action="store_true",
-                    help="ablation: grow across patches without the CPP net's heatmaps")
+    ap.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
+                    help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
     ap.add_argument("--cpp-peak-threshold", type=float, default=None,
                     help="only CPP heatmap peaks above this become clicks in a neighbour (default: raw heatmap)")
     ap.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
@@ -68,9 +69,7 @@ def main(argv=None):
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, device="cpu")
-    pred = Predictor(model, device="cpu", cpp_heatmaps=not args.no_cpp_heatmaps,
-                     cpp_peak_threshold=args.cpp_peak_threshold,
-                     **({} if args.growth_guard is None else {"growth_guard": args.growth_guard}))
+    pred = Predictor(model, device="cpu", **growth_options(args))
     t0 = time.perf_counter()
     frames = []
     for seed in args.seeds:

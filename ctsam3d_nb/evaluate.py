@@ -40,6 +40,15 @@ CSV_COLUMNS = ("dataset", "case", "structure", "structure_id",
 _TARGET = ["dataset", "case", "structure"]
 
 
+def growth_options(args) -> dict:
+    """Predictor keyword arguments of the growth flags that were given (the rest keep the Predictor's defaults)."""
+    given = {"cpp_heatmaps": args.cpp_heatmaps, "cpp_peak_threshold": args.cpp_peak_threshold,
+             "growth_guard": args.growth_guard}
+    if args.cpp_peak_threshold is not None and args.cpp_heatmaps is None:
+        given["cpp_heatmaps"] = True  # peaks of the heatmaps need the heatmaps
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ctsam3d_nb.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
     p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
-    p.add_argument("--no-cpp-heatmaps", action="store_true",
-                   help="ablation: grow into neighbouring patches without the CPP net's heatmaps")
+    p.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
+                   help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
     p.add_argument("--cpp-peak-threshold", type=float, default=None,
                    help="only CPP heatmap peaks above this become clicks in a neighbour (default: the raw heatmap)")
     p.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
@@ -203,9 +212,7 @@ def run(args) -> pd.DataFrame:
                 continue
             if predictor is None:
                 predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget,
-                                      cpp_heatmaps=not args.no_cpp_heatmaps,
-                                      cpp_peak_threshold=args.cpp_peak_threshold,
-                                      **({} if args.growth_guard is None else {"growth_guard": args.growth_guard}))
+                                      **growth_options(args))
             predictor.set_volume(ct)
             frames = []
             for name, sid in todo:

@@ -50,8 +50,10 @@ class Predictor:
         threshold: probability above which a voxel is in the mask.
         cache_patches: encoder features kept (least recently used are dropped).
         autosave: a folder; the session log is written there after every action.
-        cpp_heatmaps: seed grown patches with the CPP net's heatmap (True) or only with the
-            deepest point of the neighbour's mask in the overlap (False; for ablations).
+        cpp_heatmaps: every grown patch is seeded with the neighbour's mask in the overlap (the
+            prompt's mask channel) and a click at its deepest point. True: the CPP net's heatmap
+            is added too (raw, or only its peaks, see ``cpp_peak_threshold``). Off by default:
+            with the shipped weights the heatmap does not improve on the overlap seed (model card).
         cpp_peak_threshold: None: the raw heatmap is added to the neighbour's positive prompt
             channel (the release's way). A value in (0, 1]: only the heatmap's peaks above it
             become positive clicks, and a neighbour without such a peak is not grown.
@@ -63,7 +65,7 @@ class Predictor:
     """
 
     def __init__(self, model, device="auto", growth_budget: int = 27, threshold: float = 0.5,
-                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = True,
+                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = False,
                  cpp_peak_threshold: float | None = None, growth_guard: bool = False,
                  growth_min_agreement: float = 0.5):
         self.device = _resolve_device(device)
@@ -76,6 +78,8 @@ class Predictor:
         if cpp_peak_threshold is not None and not 0 < float(cpp_peak_threshold) <= 1:
             raise ValueError(f"cpp_peak_threshold must be None or in (0, 1], got {cpp_peak_threshold!r}")
         self.cpp_peak_threshold = None if cpp_peak_threshold is None else float(cpp_peak_threshold)
+        if self.cpp_peak_threshold is not None and not cpp_heatmaps:
+            raise ValueError("cpp_peak_threshold picks peaks of the CPP heatmaps: pass cpp_heatmaps=True with it")
         if not 0 <= float(growth_min_agreement) <= 1:
             raise ValueError(f"growth_min_agreement must be in [0, 1], got {growth_min_agreement!r}")
         self.growth_guard = bool(growth_guard)

@@ -168,6 +168,9 @@ class SessionLog:
     """The JSON log of a predictor session, its autosave and its replay."""
 
     VERSION = 1
+    # growth settings that older logs recorded only when they differed from the defaults of the time
+    LEGACY_SETTINGS = {"cpp_heatmaps": True, "cpp_peak_threshold": None, "growth_guard": False,
+                       "growth_min_agreement": 0.5}
     MAX_UNDO = 30  # snapshots kept for undo (bounded memory over long sessions)
     FILE = "ctsam3d_session.json"
 
@@ -188,10 +191,8 @@ class SessionLog:
             "ct": {"source": p.ct.source, **ct_fingerprint(p.ct)} if p.ct is not None else None,
             "model": {"name": getattr(model, "name", None), "checkpoint": getattr(p.model, "checkpoint_info", None)},
             "settings": {"growth_budget": p.growth_budget, "threshold": p.threshold,
-                         **({} if p.cpp_heatmaps else {"cpp_heatmaps": False}),
-                         **({} if p.cpp_peak_threshold is None else {"cpp_peak_threshold": p.cpp_peak_threshold}),
-                         **({"growth_guard": True, "growth_min_agreement": p.growth_min_agreement}
-                            if p.growth_guard else {})},
+                         "cpp_heatmaps": p.cpp_heatmaps, "cpp_peak_threshold": p.cpp_peak_threshold,
+                         "growth_guard": p.growth_guard, "growth_min_agreement": p.growth_min_agreement},
             "events": [dict(e) for e in self.events],
         }
 
@@ -232,10 +233,10 @@ class SessionLog:
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
         if not isinstance(settings, dict):
             raise ValueError("session 'settings' must be an object")
-        known = {"growth_budget", "threshold", "cpp_heatmaps", "cpp_peak_threshold", "growth_guard",
-                 "growth_min_agreement"}
-        if set(settings) - known:
-            raise ValueError(f"session 'settings' has unknown keys {sorted(set(settings) - known)}")
+        if set(settings) - set(SessionLog.LEGACY_SETTINGS) - {"growth_budget", "threshold"}:
+            raise ValueError(f"session 'settings' has unknown keys "
+                             f"{sorted(set(settings) - set(SessionLog.LEGACY_SETTINGS) - {'growth_budget', 'threshold'})}")
+        settings = {**SessionLog.LEGACY_SETTINGS, **settings}  # older logs left out settings at their defaults
         try:
             pred = cls(model, **{**settings, **kwargs})
         except (TypeError, ValueError) as e:

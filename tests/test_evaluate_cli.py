@@ -241,10 +241,10 @@ def test_protocol_on_the_bundled_real_ct(real_ct_dir, predictor):
 
 
 def test_cli_growth_options_parse():
-    from ctsam3d_nb.evaluate import build_parser
+    from ctsam3d_nb.evaluate import build_parser, growth_options
 
     args = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv",
                                       "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5", "--growth-guard"])
-    assert args.no_cpp_heatmaps is True and args.cpp_peak_threshold == 0.5 and args.growth_guard is True
+    assert growth_options(args) == {"cpp_heatmaps": False, "cpp_peak_threshold": 0.5, "growth_guard": True}
     plain = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv"])
-    assert plain.growth_guard is None  # the Predictor's own default
+    assert growth_options(plain) == {}  # the Predictor's own defaults

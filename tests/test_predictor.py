@@ -46,7 +46,7 @@ def test_click_gives_mask_of_ct_shape():
 def test_growth_crosses_patches_on_long_tube():
     ct, tube, branch = tube_ct(260)  # 390 mm: more than four 96 mm patches
     model = RegionModel()
-    pred = Predictor(model).set_volume(ct)
+    pred = Predictor(model, cpp_heatmaps=True).set_volume(ct)
     mask = pred.click((130, 30, 30))
     obj = pred.object
     assert len(obj.masks.probs) >= 5 and pred.stats["cpp_calls"] >= 4
@@ -57,7 +57,7 @@ def test_growth_crosses_patches_on_long_tube():
 
 def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     ct, tube, branch = tube_ct(260)
-    pred = Predictor(RegionModel(), cpp_heatmaps=False).set_volume(ct)
+    pred = Predictor(RegionModel()).set_volume(ct)  # the default
     mask = pred.click((130, 30, 30))
     assert pred.stats["cpp_calls"] == 0  # the CPP net never ran ...
     assert len(pred.object.masks.probs) >= 5  # ... and the overlap seed alone still grew the mask
@@ -66,6 +66,17 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     assert session["settings"]["cpp_heatmaps"] is False  # replayed as it was made
     again = Predictor.replay(session, ct, model=RegionModel())
     assert again.cpp_heatmaps is False and np.array_equal(again.mask, mask)
+
+
+def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_time():
+    ct, tube, branch = tube_ct(260)
+    pred = Predictor(RegionModel(), cpp_heatmaps=True).set_volume(ct)  # the default until session 3
+    mask = pred.click((130, 30, 30))
+    old = pred.session
+    old["settings"] = {k: old["settings"][k] for k in ("growth_budget", "threshold")}  # as such logs were written
+    again = Predictor.replay(old, ct, model=RegionModel())
+    assert again.cpp_heatmaps is True and again.cpp_peak_threshold is None and not again.growth_guard
+    assert again.stats["cpp_calls"] == pred.stats["cpp_calls"] > 0 and np.array_equal(again.mask, mask)
 
 
 class BrightHeatModel(RegionModel):
@@ -77,16 +88,18 @@ class BrightHeatModel(RegionModel):
 
 def test_peak_threshold_grows_only_where_the_heatmap_has_a_peak():
     ct, tube, branch = tube_ct(260)
-    none = Predictor(RegionModel(), cpp_peak_threshold=0.5).set_volume(ct)  # all-zero heatmaps: no peak
+    none = Predictor(RegionModel(), cpp_heatmaps=True, cpp_peak_threshold=0.5).set_volume(ct)  # all-zero heatmaps: no peak
     none.click((130, 30, 30))
     assert len(none.object.masks.probs) == 1
-    pred = Predictor(BrightHeatModel(), cpp_peak_threshold=0.5).set_volume(ct)
+    pred = Predictor(BrightHeatModel(), cpp_heatmaps=True, cpp_peak_threshold=0.5).set_volume(ct)
     mask = pred.click((130, 30, 30))
     assert len(pred.object.masks.probs) >= 5 and dice(mask, tube | branch) > 0.97
     again = Predictor.replay(pred.session, ct, model=BrightHeatModel())
     assert again.cpp_peak_threshold == 0.5 and np.array_equal(again.mask, mask)
     with pytest.raises(ValueError, match="cpp_peak_threshold"):
-        Predictor(RegionModel(), cpp_peak_threshold=1.5)
+        Predictor(RegionModel(), cpp_heatmaps=True, cpp_peak_threshold=1.5)
+    with pytest.raises(ValueError, match="cpp_heatmaps=True"):
+        Predictor(RegionModel(), cpp_peak_threshold=0.5)  # peaks of heatmaps that are off
 
 
 class HazeModel(RegionModel):
@@ -121,21 +134,22 @@ def blob_ct():
 
 def test_growth_guard_cuts_what_does_not_continue_the_overlap():
     ct, tube, blob = blob_ct()
-    leaky = Predictor(HazeModel()).set_volume(ct).click((130, 30, 30))
+    leaky = Predictor(HazeModel(), cpp_heatmaps=True).set_volume(ct).click((130, 30, 30))
     assert leaky[blob].mean() > 0.9  # without the guard the haze takes the unconnected blob in
-    pred = Predictor(HazeModel(), growth_guard=True).set_volume(ct)
+    pred = Predictor(HazeModel(), cpp_heatmaps=True, growth_guard=True).set_volume(ct)
     mask = pred.click((130, 30, 30))
     assert not mask[blob].any() and dice(mask, tube) > 0.97  # kept: only what connects through the overlap
     again = Predictor.replay(pred.session, ct, model=HazeModel())
-    assert again.growth_guard and again.growth_min_agreement == 0.5 and np.array_equal(again.mask, mask)
+    assert again.cpp_heatmaps and again.growth_guard and again.growth_min_agreement == 0.5
+    assert np.array_equal(again.mask, mask)
 
 
 def test_growth_guard_refuses_a_neighbour_that_disagrees_in_the_overlap():
     ct, tube, branch = tube_ct(260)
-    runaway = Predictor(HazeModel(everything=True)).set_volume(ct)
+    runaway = Predictor(HazeModel(everything=True), cpp_heatmaps=True).set_volume(ct)
     runaway.click((130, 30, 30))
     assert len(runaway.object.masks.probs) == 27  # the whole budget, as the step-9000 weights did
-    pred = Predictor(HazeModel(everything=True), growth_guard=True).set_volume(ct)
+    pred = Predictor(HazeModel(everything=True), cpp_heatmaps=True, growth_guard=True).set_volume(ct)
     mask = pred.click((130, 30, 30))
     assert len(pred.object.masks.probs) == 1 and dice(mask, tube | branch) > 0.3
     with pytest.raises(ValueError, match="growth_min_agreement"):
