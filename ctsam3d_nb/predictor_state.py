@@ -233,9 +233,9 @@ class SessionLog:
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
         if not isinstance(settings, dict):
             raise ValueError("session 'settings' must be an object")
-        if set(settings) - set(SessionLog.LEGACY_SETTINGS) - {"growth_budget", "threshold"}:
-            raise ValueError(f"session 'settings' has unknown keys "
-                             f"{sorted(set(settings) - set(SessionLog.LEGACY_SETTINGS) - {'growth_budget', 'threshold'})}")
+        unknown = set(settings) - set(SessionLog.LEGACY_SETTINGS) - {"growth_budget", "threshold"}
+        if unknown:
+            raise ValueError(f"session 'settings' has unknown keys {sorted(unknown)}")
         settings = {**SessionLog.LEGACY_SETTINGS, **settings}  # older logs left out settings at their defaults
         try:
             pred = cls(model, **{**settings, **kwargs})

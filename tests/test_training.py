@@ -239,3 +239,12 @@ def test_exported_wall_time_leaves_out_pauses_between_sessions():
     log = [{"time": t} for t in (1000.0, 1020.0, 1040.5, 90000.0, 90030.0)]  # stopped, resumed a day later
     assert active_wall_time(log) == 70.5
     assert active_wall_time(log, pause_s=10**6) == 89030.0
+
+
+@pytest.mark.parametrize("field, value, match", [("cpp_pos_weight", -1.0, "cpp_pos_weight"),
+                                                 ("p_cpp_negative", 1.5, "p_cpp_negative"),
+                                                 ("large_target_boost", -0.5, "large_target_boost")])
+def test_bad_sampling_options_are_refused_before_training(tmp_path, field, value, match):
+    with pytest.raises(ValueError, match=match):
+        train(_cfg(tmp_path, **{field: value}), progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -137,6 +137,10 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     """
     if not cfg.cpp_pos_weight >= 0:
         raise ValueError(f"cpp_pos_weight must be >= 0, got {cfg.cpp_pos_weight!r}")
+    if not 0 <= cfg.p_cpp_negative <= 1:
+        raise ValueError(f"p_cpp_negative is a probability in [0, 1], got {cfg.p_cpp_negative!r}")
+    if not cfg.large_target_boost >= 0:
+        raise ValueError(f"large_target_boost must be >= 0 (0 = no boost), got {cfg.large_target_boost!r}")
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
