@@ -21,7 +21,7 @@ import torch
 
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb.anatomy import by_name
-from ctsam3d_nb.evaluate import growth_options
+from ctsam3d_nb.evaluate import add_growth_arguments, growth_options
 from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
@@ -57,12 +57,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--structures", nargs="+", help="phantom structures (default: the 25 of the model card)")
     ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
-    ap.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
-                    help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
-    ap.add_argument("--cpp-peak-threshold", type=float, default=None,
-                    help="only CPP heatmap peaks above this become clicks in a neighbour (default: raw heatmap)")
-    ap.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
-                    help="keep a grown neighbour only if it continues the overlap (default: the Predictor's)")
+    add_growth_arguments(ap)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

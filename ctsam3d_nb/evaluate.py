@@ -40,6 +40,16 @@ CSV_COLUMNS = ("dataset", "case", "structure", "structure_id",
 _TARGET = ["dataset", "case", "structure"]
 
 
+def add_growth_arguments(p: argparse.ArgumentParser) -> None:
+    """The Predictor's growth flags; read them back with `growth_options`."""
+    p.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
+                   help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
+    p.add_argument("--cpp-peak-threshold", type=float, default=None,
+                   help="only CPP heatmap peaks above this become clicks in a neighbour (implies --cpp-heatmaps)")
+    p.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep a grown neighbour only if it continues the overlap (default: the Predictor's, off)")
+
+
 def growth_options(args) -> dict:
     """Predictor keyword arguments of the growth flags that were given (the rest keep the Predictor's defaults)."""
     given = {"cpp_heatmaps": args.cpp_heatmaps, "cpp_peak_threshold": args.cpp_peak_threshold,
@@ -65,12 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
     p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
-    p.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
-                   help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
-    p.add_argument("--cpp-peak-threshold", type=float, default=None,
-                   help="only CPP heatmap peaks above this become clicks in a neighbour (default: the raw heatmap)")
-    p.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep a grown neighbour only if it continues the overlap (default: the Predictor's)")
+    add_growth_arguments(p)
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
                    "amos22: training/validation")
