@@ -5,7 +5,7 @@ numpy order of the loaded CT; millimetres appear only where a name says so.
 
 Example:
     >>> import ctsam3d_nb as cs                                   # doctest: +SKIP
-    >>> ct = cs.load_ct("data_samples/phantom_ct.nii.gz")          # doctest: +SKIP
+    >>> ct = cs.load_ct("scan.nii.gz")          # or a DICOM folder, a SimpleITK image, an array  # doctest: +SKIP
     >>> pred = cs.Predictor(cs.load_model("nano")).set_volume(ct)  # doctest: +SKIP
     >>> mask = pred.click((60, 80, 50))                            # doctest: +SKIP
 """
@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .clicks import first_click, next_click
 from .grid import HU_WINDOW, MODEL_SPACING, ModelGrid, normalize_hu
-from .io import CTLoadError, HUWarning, list_dicom_series, load_ct, load_labels, save_mask
+from .io import CTLoadError, HUWarning, list_dicom_series, load_ct, load_labels, mask_to_image, save_mask
 from .modeling import MODEL_CONFIGS, build_model
 from .phantom import make_phantom
 from .predictor import Predictor
@@ -38,6 +38,7 @@ __all__ = [
     "load_labels",
     "load_model",
     "make_phantom",
+    "mask_to_image",
     "next_click",
     "normalize_hu",
     "render_orthogonal",

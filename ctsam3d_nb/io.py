@@ -7,6 +7,7 @@ CT was loaded from.
 from __future__ import annotations
 
 import gzip
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -14,21 +15,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ._atomic import atomic_write
+from .array_input import image_from_array, ras_affine_to_lps
+from .errors import CTLoadError, HUWarning
+from .masks import mask_to_image, save_mask
 from .volume import CTVolume
 
-__all__ = ["load_ct", "load_labels", "save_mask", "list_dicom_series", "CTLoadError", "HUWarning"]
+__all__ = ["load_ct", "load_labels", "save_mask", "mask_to_image", "ras_affine_to_lps", "list_dicom_series",
+           "CTLoadError", "HUWarning"]
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
-WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-
-
-class CTLoadError(ValueError):
-    """A file or folder could not be read as a CT volume / label map."""
-
-
-class HUWarning(UserWarning):
-    """The intensities of a loaded volume do not look like CT Hounsfield units."""
 
 
 def _suffix(path: Path) -> str:
@@ -115,43 +110,44 @@ def _read_image(path: Path, what: str) -> sitk.Image:
                           "file and not, e.g., an HTML error page or a different format with a wrong suffix.") from None
 
 
-def _to_3d_scalar(image: sitk.Image, path) -> sitk.Image:
+def _to_3d_scalar(image: sitk.Image, name) -> sitk.Image:
+    """``name`` is how messages refer to the input: a quoted path or e.g. 'the SimpleITK image'."""
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise CTLoadError(f"'{path}' is a vector/RGB image with {image.GetNumberOfComponentsPerPixel()} "
+        raise CTLoadError(f"{name} is a vector/RGB image with {image.GetNumberOfComponentsPerPixel()} "
                           "components per voxel; a CT has one value (HU) per voxel. Export a scalar volume.")
     dim = image.GetDimension()
     if dim == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
         dim = 3
     if dim == 2:
-        raise CTLoadError(f"'{path}' is a 2D image of size {image.GetSize()}; CT-SAM3D needs a 3D volume. "
+        raise CTLoadError(f"{name} is a 2D image of size {image.GetSize()}; CT-SAM3D needs a 3D volume. "
                           "Load the whole series (a DICOM folder) or a 3D file.")
     if dim != 3:
-        raise CTLoadError(f"'{path}' is a {dim}D image of size {image.GetSize()}; CT-SAM3D needs one 3D volume. "
+        raise CTLoadError(f"{name} is a {dim}D image of size {image.GetSize()}; CT-SAM3D needs one 3D volume. "
                           "For a 4D series pick one time point first, e.g. img[:, :, :, t] in SimpleITK.")
     if min(image.GetSize()) < 2:
-        raise CTLoadError(f"'{path}' has size {image.GetSize()} (x, y, z): a single slice is a 2D image, "
+        raise CTLoadError(f"{name} has size {image.GetSize()} (x, y, z): a single slice is a 2D image, "
                           "not a CT volume.")
     return image
 
 
-def _check_finite(image: sitk.Image, path) -> None:
+def _check_finite(image: sitk.Image, name) -> None:
     if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         a = sitk.GetArrayViewFromImage(image)
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         if bad:
-            raise CTLoadError(f"'{path}' has {bad} non-finite voxels (NaN or inf). Replace them before loading, "
+            raise CTLoadError(f"{name} has {bad} non-finite voxels (NaN or inf). Replace them before loading, "
                               "e.g. arr = np.nan_to_num(arr, nan=-1024, posinf=3071, neginf=-1024).")
 
 
-def _warn_if_not_hu(image: sitk.Image, path) -> None:
+def _warn_if_not_hu(image: sitk.Image, name) -> None:
     a = sitk.GetArrayViewFromImage(image)
     step = max(1, int(round((a.size / 2e5) ** (1 / 3))))
     sample = np.asarray(a[::step, ::step, ::step], dtype=np.float32)
     lo, med, hi = np.percentile(sample, [1, 50, 99])
     # CT: air is -1000 and soft tissue 0..100; an MR or an un-rescaled CT (0..4095) has no negative values.
     if lo > -500 or hi > 5000 or med > 2000:
-        warnings.warn(f"'{path}': intensities do not look like CT Hounsfield units (1st/50th/99th percentile "
+        warnings.warn(f"{name}: intensities do not look like CT Hounsfield units (1st/50th/99th percentile "
                       f"{lo:.0f}/{med:.0f}/{hi:.0f}; a CT has air near -1000). Is this an MR, or a CT whose "
                       "rescale slope/intercept was not applied? The model expects HU.", HUWarning, stacklevel=3)
 
@@ -170,35 +166,100 @@ def _cast_hu(image: sitk.Image) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
-def load_ct(path, series_uid: str | None = None) -> CTVolume:
-    """Load a CT from NIfTI, NRRD, MHA or a DICOM series folder.
+_ACCEPTED = ("a path (str or pathlib.Path) to a NIfTI/NRRD/MHA file or a DICOM folder, a SimpleITK.Image, "
+             "or a numpy array with spacing= (or affine=)")
+def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None, direction=None,
+            affine=None) -> CTVolume:
+    """Load a CT from a file, a DICOM folder, a SimpleITK image or a numpy array.
 
     Args:
-        path: an image file (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ``.mhd``) or a folder
-            holding a DICOM series.
+        source: one of
+
+            * a path (``str`` or ``pathlib.Path``): an image file (``.nii.gz``, ``.nii``, ``.nrrd``,
+              ``.mha``, ``.mhd``) or a folder holding a DICOM series;
+            * a ``SimpleITK.Image`` (3D, scalar, in HU): copied with its geometry; the
+              caller's image is never modified;
+            * a numpy array with explicit geometry, either
+
+              - in ctsam3d_nb/SimpleITK order ``(z, y, x)`` with ``spacing=`` (mm per array axis
+                ``(z, y, x)``), optional ``origin=`` (LPS mm ``(x, y, z)`` of voxel (0, 0, 0),
+                default (0, 0, 0)) and ``direction=`` (3x3, columns = the LPS directions of
+                index axes (x, y, z); default identity), exactly as ``sitk.GetArrayFromImage``
+                and ``CTVolume.from_array`` use them; ``ct.array`` is then your array; or
+              - in nibabel/MONAI order with ``affine=``: the 4x4 voxel-to-world matrix in the
+                **RAS** convention of nibabel (``img.affine``, array from ``img.get_fdata()``)
+                and MONAI (``meta["affine"]``, the default ``affine_lps_to_ras=True``; drop the
+                channel axis first). Array index ``(i, j, k)`` lies at ``affine @ (i, j, k, 1)``
+                in RAS mm (+x patient right, +y anterior, +z superior); it is converted to LPS
+                (x and y negated) and the array is stored as SimpleITK reads the same NIfTI file:
+                ``ct.array`` is ``array.transpose(2, 1, 0)``, so your voxel ``(i, j, k)`` is
+                ``(k, j, i)`` in ctsam3d_nb's ``(z, y, x)`` indices. A MONAI affine built with
+                ``affine_lps_to_ras=False`` is LPS: negate its first two rows first.
+
+            The array is copied. There is no default spacing.
         series_uid: for a DICOM folder with several series, which one to read
             (default: the one with the most slices).
+        spacing, origin, direction, affine: geometry of a numpy array (see above); only for arrays.
 
     Returns:
         CTVolume with HU voxels (int16, or float32 when the values need it) and
-        the file's exact geometry. The array is read-only.
+        the exact geometry. The array is read-only. ``source`` is the resolved path for files,
+        None for in-memory input.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        CTLoadError: the file is not a readable 3D scalar image, is corrupt, or
+        CTLoadError: the input is not a readable 3D scalar image, is corrupt, or
             holds NaN/inf; the message says how to fix it.
+        TypeError: an input of another type, an array without spacing/affine, or geometry
+            arguments given for a file or a SimpleITK image.
+        ValueError: invalid spacing, origin, direction or affine.
 
     Example:
-        >>> ct = load_ct("data_samples/phantom_ct.nii.gz")      # doctest: +SKIP
-        >>> ct.shape, ct.spacing                                  # (z, y, x) both  # doctest: +SKIP
+        >>> ct = load_ct("scan.nii.gz")                                       # doctest: +SKIP
+        >>> ct = load_ct(sitk_image)                                          # doctest: +SKIP
+        >>> ct = load_ct(hu, spacing=(2.5, 0.8, 0.8))                         # (z, y, x) array  # doctest: +SKIP
+        >>> nii = nibabel.load("scan.nii.gz")                                 # doctest: +SKIP
+        >>> ct = load_ct(nii.get_fdata(dtype=np.float32), affine=nii.affine)  # doctest: +SKIP
     """
-    path = _check_exists(path)
-    image = _read_dicom(path, series_uid) if path.is_dir() else _read_image(path, "a CT")
-    image = _to_3d_scalar(image, path)
-    _check_finite(image, path)
+    geometry = {k: v for k, v in dict(spacing=spacing, origin=origin, direction=direction, affine=affine).items()
+                if v is not None}
+    if isinstance(source, np.ndarray):
+        if series_uid is not None:
+            raise TypeError("series_uid= is for DICOM folders; a numpy array has no series")
+        name = "the CT array"
+        image = image_from_array(source, spacing, origin, direction, affine)
+        path = None
+    elif isinstance(source, sitk.Image):
+        if geometry or series_uid is not None:
+            given = ", ".join(f"{k}=" for k in geometry) or "series_uid="
+            raise TypeError(f"{given} only apply to numpy arrays: a SimpleITK image carries its own geometry. "
+                            "Set it on the image (img.SetSpacing/SetOrigin/SetDirection) or drop the argument.")
+        name = "the SimpleITK image"
+        image = sitk.Image(source)  # SimpleITK copies on write: changes to either one never reach the other
+        image.MakeUnique()
+        path = None
+    elif source is None or isinstance(source, (str, os.PathLike)):
+        if geometry:
+            raise TypeError(f"{', '.join(f'{k}=' for k in geometry)} only apply to numpy arrays: a file carries "
+                            "its own geometry. Drop the argument (fix a wrong header with SimpleITK, then pass the image).")
+        path = _check_exists(source)
+        name = f"'{path}'"
+        image = _read_dicom(path, series_uid) if path.is_dir() else _read_image(path, "a CT")
+    else:
+        hint = ""
+        if hasattr(source, "affine") and hasattr(source, "get_fdata"):
+            hint = " For a nibabel image: load_ct(img.get_fdata(dtype=np.float32), affine=img.affine)."
+        elif hasattr(source, "detach") and hasattr(source, "numpy"):
+            hint = " For a torch tensor: load_ct(t.detach().cpu().numpy(), spacing=...) (or affine=...)."
+        elif isinstance(source, (list, tuple)):
+            hint = " For nested lists: load_ct(np.asarray(values), spacing=...)."
+        raise TypeError(f"load_ct cannot read a {type(source).__module__}.{type(source).__qualname__}; "
+                        f"it accepts {_ACCEPTED}.{hint}")
+    image = _to_3d_scalar(image, name)
+    _check_finite(image, name)
     image = _cast_hu(image)
-    _warn_if_not_hu(image, path)
-    return CTVolume(image, source=str(path.resolve()))
+    _warn_if_not_hu(image, name)
+    return CTVolume(image, source=None if path is None else str(path.resolve()))
 
 
 def _signed_permutation(ct: CTVolume, lab: sitk.Image):
@@ -250,7 +311,7 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
     if not isinstance(like, CTVolume):
         raise TypeError(f"like= must be the CTVolume the labels belong to (from load_ct), got {type(like).__name__}")
     path = _check_exists(path)
-    image = _to_3d_scalar(_read_image(path, "a label map"), path)
+    image = _to_3d_scalar(_read_image(path, "a label map"), f"'{path}'")
     arr = sitk.GetArrayFromImage(image)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
@@ -277,54 +338,3 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
     mx = int(out.max()) if out.size else 0
     dtype = np.uint8 if mx < 256 else np.uint16 if mx < 65536 else np.int32
     return out.astype(dtype, copy=False)
-
-
-def _write_suffix(path: Path) -> str:
-    name = path.name.lower()
-    for s in WRITE_SUFFIXES:
-        if name.endswith(s):
-            return s
-    raise ValueError(f"cannot tell the format of '{path}' from its suffix; use one of {', '.join(WRITE_SUFFIXES)}")
-
-
-def save_mask(mask, like: CTVolume, path, overwrite: bool = False) -> Path:
-    """Write a mask or label map in ``like``'s exact geometry, atomically.
-
-    Args:
-        mask: bool or integer array of shape ``like.shape`` (z, y, x).
-        like: the CTVolume the mask belongs to (its geometry is copied).
-        path: output file; the suffix picks the format (.nii.gz, .nii, .nrrd, .mha).
-        overwrite: replace an existing file. Without it an existing file is never touched.
-
-    Returns:
-        The resolved output path.
-    """
-    if not isinstance(like, CTVolume):
-        raise TypeError(f"like= must be the CTVolume the mask belongs to, got {type(like).__name__}")
-    mask = np.asarray(mask)
-    if mask.shape != like.shape:
-        raise ValueError(f"mask shape {mask.shape} differs from the CT's {like.shape} (z, y, x); "
-                         "map model-grid masks back with grid.mask_to_ct first")
-    if mask.dtype == bool:
-        mask = mask.astype(np.uint8)
-    elif mask.dtype.kind not in "iu":
-        raise TypeError(f"mask must be bool or integer labels, got dtype {mask.dtype}")
-    elif mask.size and (mask.min() < 0 or mask.max() > 65535):
-        raise ValueError("label values must lie in 0..65535")
-    else:
-        mask = mask.astype(np.uint8 if (mask.max() if mask.size else 0) < 256 else np.uint16)
-    path = Path(path).expanduser()
-    suffix = _write_suffix(path)
-    target = path.resolve()
-    if like.source is not None:
-        src = Path(like.source).resolve()
-        if target == src or (src.is_dir() and src in target.parents):
-            raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
-    image = sitk.GetImageFromArray(mask)
-    image.CopyInformation(like.image)
-    atomic_write(target, lambda tmp: sitk.WriteImage(image, tmp, useCompression=True), suffix=suffix)
-    return target

@@ -79,21 +79,35 @@ class CTVolume:
     def from_array(
         cls,
         array: np.ndarray,
-        spacing=(1.0, 1.0, 1.0),
+        *,
+        spacing=None,
         origin=(0.0, 0.0, 0.0),
         direction=None,
         source: str | None = None,
     ) -> "CTVolume":
-        """Build a volume from a ``(z, y, x)`` HU array.
+        """Build a volume from a ``(z, y, x)`` HU array (the array is copied).
 
         Args:
             array: 3D array ``(z, y, x)`` of Hounsfield units (int16 or float32 recommended).
-            spacing: voxel size in mm per array axis ``(z, y, x)``.
+            spacing: required: voxel size in mm per array axis ``(z, y, x)``. There is no
+                default: a guessed 1 mm would silently resample the CT to the wrong size.
             origin: physical position in mm (LPS, ``(x, y, z)``) of voxel ``(0, 0, 0)``.
             direction: 3x3 direction cosines as SimpleITK (column ``c`` is the
                 physical direction of index axis ``c`` in (i, j, k) = (x, y, z) order);
                 identity if None.
+
+        Raises:
+            TypeError: no ``spacing``, or a boolean array.
+            ValueError: not 3D, spacing not three positive numbers, direction not orthonormal.
+
+        For arrays in nibabel/MONAI order with a RAS affine use ``ctsam3d_nb.load_ct(array, affine=...)``.
         """
+        if spacing is None:
+            raise TypeError(
+                "CTVolume.from_array needs spacing=: the voxel size in mm per array axis (z, y, x), "
+                "e.g. spacing=(2.5, 0.8, 0.8). There is no default, because a guessed 1 mm would silently "
+                "resample the CT to the wrong size. Take it from the scan's header (NIfTI pixdim, DICOM "
+                "PixelSpacing and slice positions), or load the file itself with load_ct(path).")
         array = np.asarray(array)
         if array.ndim != 3:
             raise ValueError(f"CT array must be 3D (z, y, x), got shape {array.shape}")
@@ -101,12 +115,15 @@ class CTVolume:
             array = array.astype(np.float32)
         if array.dtype == bool:
             raise TypeError("CT array is boolean; pass Hounsfield units (int16/float32)")
-        spacing = tuple(float(s) for s in spacing)
+        spacing = tuple(float(s) for s in np.ravel(spacing))
         if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing}")
+        origin = tuple(float(o) for o in np.ravel(origin))
+        if len(origin) != 3 or not all(np.isfinite(o) for o in origin):
+            raise ValueError(f"origin must be three finite mm values (x, y, z) in LPS, got {origin}")
         image = sitk.GetImageFromArray(np.ascontiguousarray(array))
         image.SetSpacing(spacing[::-1])
-        image.SetOrigin(tuple(float(o) for o in origin))
+        image.SetOrigin(origin)
         if direction is not None:
             image.SetDirection(tuple(_as_direction(direction).ravel()))
         return cls(image, source)

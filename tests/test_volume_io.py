@@ -254,11 +254,17 @@ def test_save_mask_bad_input(tmp_path):
 
 def test_from_array_validation():
     with pytest.raises(ValueError, match="3D"):
-        CTVolume.from_array(np.zeros((4, 4)))
+        CTVolume.from_array(np.zeros((4, 4)), spacing=(1, 1, 1))
     with pytest.raises(ValueError, match="spacing"):
         CTVolume.from_array(np.zeros((4, 4, 4)), spacing=(1, 0, 1))
     with pytest.raises(ValueError, match="orthonormal"):
-        CTVolume.from_array(np.zeros((4, 4, 4)), direction=np.ones((3, 3)))
+        CTVolume.from_array(np.zeros((4, 4, 4)), spacing=(1, 1, 1), direction=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="origin"):
+        CTVolume.from_array(np.zeros((4, 4, 4)), spacing=(1, 1, 1), origin=(0, np.nan, 0))
+    with pytest.raises(TypeError, match=r"(?s)needs spacing=.*\(z, y, x\).*no default"):
+        CTVolume.from_array(np.zeros((4, 4, 4)))
+    with pytest.raises(TypeError):  # spacing is keyword-only: a positional (x, y, z) tuple cannot slip in
+        CTVolume.from_array(np.zeros((4, 4, 4)), (1.0, 1.0, 1.0))
 
 
 def test_integer_types_become_int16(tmp_path):
