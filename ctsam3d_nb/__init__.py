@@ -5,6 +5,7 @@ numpy order of the loaded CT; millimetres appear only where a name says so.
 
 Example:
     >>> import ctsam3d_nb as cs                                   # doctest: +SKIP
+    >>> ct, labels, names = cs.load_sample()                       # doctest: +SKIP
     >>> ct = cs.load_ct("scan.nii.gz")          # or a DICOM folder, a SimpleITK image, an array  # doctest: +SKIP
     >>> pred = cs.Predictor(cs.load_model("nano")).set_volume(ct)  # doctest: +SKIP
     >>> mask = pred.click((60, 80, 50))                            # doctest: +SKIP
@@ -19,6 +20,7 @@ from .modeling import MODEL_CONFIGS, build_model
 from .phantom import make_phantom
 from .predictor import Predictor
 from .render import render_orthogonal
+from .sample import Sample, load_sample
 from .volume import CTVolume
 
 __all__ = [
@@ -31,12 +33,14 @@ __all__ = [
     "MODEL_SPACING",
     "ModelGrid",
     "Predictor",
+    "Sample",
     "build_model",
     "first_click",
     "list_dicom_series",
     "load_ct",
     "load_labels",
     "load_model",
+    "load_sample",
     "make_phantom",
     "mask_to_image",
     "next_click",

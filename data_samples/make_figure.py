@@ -1,6 +1,6 @@
-"""Draw docs/figures/sample_phantom.png from the sample phantom in this folder.
+"""Draw docs/figures/sample_phantom.png from the bundled sample phantom (package data in ctsam3d_nb/data/).
 
-    python data_samples/make_figure.py [--data-dir data_samples] [--out docs/figures/sample_phantom.png]
+    python data_samples/make_figure.py [--data-dir ctsam3d_nb/data] [--out docs/figures/sample_phantom.png]
 
 An axial slice through the liver and kidneys and a coronal slice, CT in a
 soft-tissue window (W 400 / L 40) beside the same slice with the labels
@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+DATA = HERE.parent / "ctsam3d_nb" / "data"  # the bundled sample (package data)
 # structures named in the legend, with clearly distinct colours (the rest: a fixed random palette)
 LEGEND = {
     "liver": "#c0504d", "spleen": "#8064a2", "kidney_right": "#f79646", "kidney_left": "#f79646",
@@ -58,7 +59,7 @@ def _overlay(ax, ct2d, lab2d, colours, aspect, origin):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", default=str(HERE))
+    p.add_argument("--data-dir", default=str(DATA))
     p.add_argument("--out", default=str(HERE.parent / "docs" / "figures" / "sample_phantom.png"))
     args = p.parse_args(argv)
     data = Path(args.data_dir)
@@ -98,7 +99,8 @@ def main(argv=None) -> None:
         plt.Rectangle((0, 0), 1, 1, color="#f3f3a0")]
     labels = [n.replace("_left", "") for n in shown] + ["bones (each its own label)"]
     fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, frameon=False)
-    fig.suptitle(f"Synthetic phantom ({data.name}): {lab.shape[0]}x{lab.shape[1]}x{lab.shape[2]} voxels (z, y, x), "
+    what = "bundled sample" if data.resolve() == DATA.resolve() else data.name
+    fig.suptitle(f"Synthetic phantom ({what}): {lab.shape[0]}x{lab.shape[1]}x{lab.shape[2]} voxels (z, y, x), "
                  f"{sz:g} x {sy:g} x {sx:g} mm, {len(names)} labels", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97), h_pad=3.0)
     out = Path(args.out)

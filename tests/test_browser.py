@@ -145,12 +145,11 @@ def _targets():
     inside the liver, one in the body far from it, as ``{name: ((z, y, x), fx, fy)}`` with
     ``fx, fy`` the fractions of the canvas' width and height (from its top left); and the CT's
     voxel volume in mL."""
-    from ctsam3d_nb import first_click, load_ct, load_labels
+    from ctsam3d_nb import first_click, load_sample
     from ctsam3d_nb.anatomy import by_name
     from ctsam3d_nb.viewer import SliceViewer, voxel_to_data
 
-    ct = load_ct(REPO / "data_samples" / "phantom_ct.nii.gz")
-    labels = load_labels(REPO / "data_samples" / "phantom_labels.nii.gz", like=ct)
+    ct, labels, _ = load_sample()  # the notebook's CT and labels
     liver_id = by_name("liver").id
     click = first_click(labels == liver_id, spacing=ct.spacing)  # where the notebook's viewer.click went
     viewer = SliceViewer(ct, labels=labels == liver_id, interactive=False)  # same geometry as the notebook's
