@@ -16,11 +16,13 @@ import SimpleITK as sitk
 
 from .volume import CTVolume
 
-__all__ = ["MODEL_SPACING", "HU_WINDOW", "PAD_HU", "ModelGrid", "normalize_hu"]
+__all__ = ["MODEL_SPACING", "LEVEL_FACTORS", "HU_WINDOW", "PAD_HU", "ModelGrid", "normalize_hu", "downsample"]
 
 MODEL_SPACING = 1.5  # mm, isotropic
 HU_WINDOW = (-125.0, 225.0)  # clipped to this range, then scaled to [0, 1]
 PAD_HU = -1024.0  # value outside the scan (air)
+# zoom levels: the same 64³ patch on grids of MODEL_SPACING x factor (1.5, 3 and 6 mm: 96, 192 and 384 mm fields)
+LEVEL_FACTORS = (1, 2, 4)
 
 
 def normalize_hu(hu, window=HU_WINDOW, out=None) -> np.ndarray:
@@ -33,6 +35,24 @@ def normalize_hu(hu, window=HU_WINDOW, out=None) -> np.ndarray:
     out -= lo
     out *= 1.0 / (hi - lo)
     return out
+
+
+def downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` on a grid ``factor`` times coarser with the same origin (voxel ``i`` of the result is
+    centred on voxel ``factor * i``): Gaussian anti-aliasing, then every ``factor``-th voxel.
+
+    The predictor's zoom levels and the training data of coarse levels both use it, so the model sees
+    coarse patches the same way in both.
+    """
+    factor = int(factor)
+    if factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return np.asarray(image, np.float32)
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma=0.42 * factor, mode="nearest", truncate=3.0)
+    return np.ascontiguousarray(smooth[::factor, ::factor, ::factor])
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,11 @@ class ModelGrid:
         lo, hi = pts.min(0), pts.max(0)
         n_xyz = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
         return cls(tuple(float(v) for v in lo), tuple(int(v) for v in n_xyz[::-1]), float(spacing))
+
+    def coarser(self, factor: int) -> "ModelGrid":
+        """The grid with ``factor`` times the spacing and the same origin (see :func:`downsample`)."""
+        n = [(s - 1) // int(factor) + 1 for s in self.shape]
+        return ModelGrid(self.origin_mm, tuple(n), self.spacing * int(factor))
 
     # --------------------------------------------------------------- coordinates
     def index_to_physical(self, index_zyx) -> np.ndarray:
@@ -105,6 +130,31 @@ class ModelGrid:
         Returns an array of shape ``ct.shape`` with ``mask``'s dtype (bool stays bool).
         """
         return self._nearest(mask, self.reference_image(), ct.image)
+
+    def ct_box(self, ct: CTVolume, lo, hi):
+        """CT index box ``[a, b)`` (z, y, x) covering this grid's box ``[lo, hi)`` (one voxel of margin)."""
+        corners = np.array(np.meshgrid(*[[l - 0.5, h - 0.5] for l, h in zip(lo, hi)], indexing="ij")).reshape(3, -1).T
+        c = self.to_ct_index(ct, corners)
+        a = np.clip(np.floor(c.min(0)) - 1, 0, ct.shape).astype(int)
+        b = np.clip(np.ceil(c.max(0)) + 2, 0, ct.shape).astype(int)
+        return a, b
+
+    def paste_to_ct(self, arr: np.ndarray, lo, ct: CTVolume, out: np.ndarray) -> np.ndarray:
+        """Nearest-neighbour copy of a sub-array of this grid (origin ``lo``) into ``out`` (``ct.shape``)."""
+        hi = np.asarray(lo) + arr.shape
+        a, b = self.ct_box(ct, lo, hi)
+        if np.any(b <= a):
+            return out
+        src = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+        src.SetSpacing((self.spacing,) * 3)
+        src.SetOrigin(tuple(self.index_to_physical(lo)))
+        ref = sitk.Image([int(v) for v in (b - a)[::-1]], src.GetPixelID())
+        ref.SetSpacing(ct.image.GetSpacing())
+        ref.SetDirection(ct.image.GetDirection())
+        ref.SetOrigin(tuple(ct.index_to_physical(a)))
+        res = sitk.GetArrayFromImage(sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+        out[a[0]:b[0], a[1]:b[1], a[2]:b[2]] = res
+        return out
 
     def _nearest(self, arr: np.ndarray, src_ref: sitk.Image, dst_ref: sitk.Image) -> np.ndarray:
         arr = np.asarray(arr)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-__all__ = ["PATCH", "STRIDE", "origin_for", "crop", "contains", "neighbour_faces", "blend_window", "PatchMasks"]
+__all__ = ["PATCH", "STRIDE", "origin_for", "crop", "contains", "neighbour_faces", "blend_window", "PatchMasks",
+           "LevelMasks", "tile_origins"]
 
 PATCH = 64  # voxels per side (96 mm at 1.5 mm)
 STRIDE = 48  # neighbour offset; 16 voxels (24 mm) of overlap
@@ -104,12 +107,16 @@ class PatchMasks:
             return None
         return lo, hi
 
-    def blended(self, lo=None, hi=None) -> np.ndarray:
-        """Blended probabilities over the grid box ``[lo, hi)`` (default: :meth:`bbox`), float32."""
+    def blended(self, lo=None, hi=None, weights: bool = False):
+        """Blended probabilities over the grid box ``[lo, hi)`` (default: :meth:`bbox`), float32.
+
+        With ``weights=True`` also the summed blend weights (0 where no patch reaches), as a pair.
+        """
         if lo is None:
             bb = self.bbox()
             if bb is None:
-                return np.zeros((0, 0, 0), np.float32)
+                z = np.zeros((0, 0, 0), np.float32)
+                return (z, z) if weights else z
             lo, hi = bb
         lo, hi = np.asarray(lo), np.asarray(hi)
         shape = tuple(hi - lo)
@@ -123,10 +130,147 @@ class PatchMasks:
             num[ov[0]] += w[ov[1]] * p[ov[1]]
             den[ov[0]] += w[ov[1]]
         np.divide(num, den, out=num, where=den > 0)
-        return num
+        return (num, den) if weights else num
 
     def patch_prior(self, origin) -> np.ndarray:
         """The blended probabilities seen through patch ``origin`` (zeros where nothing is known)."""
         lo = np.asarray(origin)
         full = self.blended(lo, lo + self.size) if self.probs else np.zeros((self.size,) * 3, np.float32)
         return full
+
+
+def tile_origins(points_zyx) -> list[tuple[int, int, int]]:
+    """Origins of the patches of the fixed tiling (stride ``STRIDE``, cores ``[STRIDE k, STRIDE (k+1))``)
+    whose cores hold the given grid points, each once, in sorted order."""
+    pts = np.asarray(points_zyx, float).reshape(-1, 3)
+    if not len(pts):
+        return []
+    k = np.unique(np.floor(pts / STRIDE).astype(int), axis=0)
+    off = (PATCH - STRIDE) // 2
+    return [tuple(int(v) for v in row * STRIDE - off) for row in k]
+
+
+def _resize_box(arr: np.ndarray, lo, r: float, out_lo, out_hi) -> np.ndarray:
+    """``arr`` (a box of one level starting at ``lo``) seen on a level ``r`` times finer (r > 1, linear,
+    voxel centres aligned: coarse ``i`` = fine ``r i``) or coarser (r < 1, every ``1/r``-th voxel),
+    over the box ``[out_lo, out_hi)`` of that level."""
+    lo, out_lo, out_hi = (np.asarray(v, int) for v in (lo, out_lo, out_hi))
+    if r < 1:
+        k = int(round(1 / r))
+        start = out_lo * k - lo
+        return np.ascontiguousarray(arr[tuple(slice(int(a), int(a) + k * int(n), k)
+                                              for a, n in zip(start, out_hi - out_lo))])
+    k = int(round(r))
+    size = (np.asarray(arr.shape) - 1) * k + 1
+    t = torch.from_numpy(np.ascontiguousarray(arr, np.float32))[None, None]
+    up = F.interpolate(t, size=tuple(int(v) for v in size), mode="trilinear", align_corners=True)[0, 0].numpy()
+    a = out_lo - lo * k
+    return np.ascontiguousarray(up[tuple(slice(int(x), int(x) + int(n)) for x, n in zip(a, out_hi - out_lo))])
+
+
+class LevelMasks:
+    """One object's probabilities over the zoom levels: a :class:`PatchMasks` per level factor
+    (1 = the 1.5 mm model grid, 2 = 3 mm, 4 = 6 mm; all grids share their origin).
+
+    :meth:`view` combines them on any level: the coarsest level that has patches gives the base and
+    every finer level overrides it where its patches reach, fading into it over the patches' blend
+    ramps. With level-1 patches only, this is exactly :meth:`PatchMasks.blended`.
+    """
+
+    def __init__(self, grid_shape, factors=(1,), size: int = PATCH):
+        self.grid_shape = tuple(int(s) for s in grid_shape)
+        self.size = size
+        self.levels = {int(f): PatchMasks(self.level_shape(f), size) for f in sorted(set(factors) | {1})}
+
+    def level_shape(self, factor: int):
+        return tuple((s - 1) // int(factor) + 1 for s in self.grid_shape)
+
+    def level(self, factor: int) -> PatchMasks:
+        factor = int(factor)
+        if factor not in self.levels:
+            self.levels[factor] = PatchMasks(self.level_shape(factor), self.size)
+        return self.levels[factor]
+
+    @property
+    def probs(self) -> dict:
+        """The level-1 (finest) patches."""
+        return self.levels[1].probs
+
+    def n_patches(self) -> int:
+        return sum(len(m.probs) for m in self.levels.values())
+
+    def copy(self) -> "LevelMasks":
+        new = LevelMasks.__new__(LevelMasks)
+        new.grid_shape, new.size = self.grid_shape, self.size
+        new.levels = {f: m.copy() for f, m in self.levels.items()}
+        return new
+
+    def _present(self):
+        return [f for f in sorted(self.levels, reverse=True) if self.levels[f].probs]
+
+    def bbox(self, threshold: float | None = None):
+        """Level-1 box ``(lo, hi)`` holding every patch of every level (with ``threshold``: every voxel
+        above it, plus a margin of one voxel of its level), clipped to the grid; None if empty."""
+        los, his = [], []
+        for f in self._present():
+            m = self.levels[f]
+            bb = m.bbox()
+            if bb is None:
+                continue
+            lo, hi = bb
+            if threshold is not None and f > 1:  # coarse patches are large: keep only where the mask is
+                idx = np.argwhere(m.blended(lo, hi) > threshold)
+                if not len(idx):
+                    continue
+                lo, hi = lo + np.maximum(idx.min(0) - 1, 0), lo + idx.max(0) + 2
+            los.append(np.asarray(lo) * f)
+            his.append((np.asarray(hi) - 1) * f + 1)
+        if not los:
+            return None
+        lo = np.maximum(np.min(los, 0), 0)
+        hi = np.minimum(np.max(his, 0), self.grid_shape)
+        if np.any(hi <= lo):
+            return None
+        return lo, hi
+
+    def view(self, factor: int, lo, hi) -> np.ndarray:
+        """Combined probabilities on level ``factor`` over its box ``[lo, hi)``, float32."""
+        lo, hi = np.asarray(lo, int), np.asarray(hi, int)
+        out = np.zeros(tuple(hi - lo), np.float32)
+        first = True
+        for f in self._present():
+            m = self.levels[f]
+            r = f / factor  # > 1: level f is coarser than the view
+            if r > 1:
+                k = int(round(r))
+                a, b = np.floor_divide(lo, k), -np.floor_divide(-(hi - 1), k) + 1
+            else:
+                k = int(round(1 / r))
+                a, b = lo * k, (hi - 1) * k + 1
+            if f > factor or f < factor:
+                bb = m.bbox()
+                if bb is None or np.any(np.minimum(b, bb[1]) <= np.maximum(a, bb[0])):
+                    continue
+            p, w = m.blended(a, b, weights=True)
+            if not w.any():
+                continue
+            if f != factor:
+                p, w = _resize_box(p, a, r, lo, hi), _resize_box(w, a, r, lo, hi)
+            alpha = (w > 0).astype(np.float32) if first else np.clip(w, 0, 1)
+            out += alpha * (p - out)
+            first = False
+        return out
+
+    def patch_prior(self, origin, factor: int = 1) -> np.ndarray:
+        """The combined probabilities seen through patch ``origin`` of level ``factor``."""
+        lo = np.asarray(origin, int)
+        return self.view(factor, lo, lo + self.size)
+
+    def blended(self, lo=None, hi=None) -> np.ndarray:
+        """The combined probabilities on level 1 over ``[lo, hi)`` (default: :meth:`bbox`)."""
+        if lo is None:
+            bb = self.bbox()
+            if bb is None:
+                return np.zeros((0, 0, 0), np.float32)
+            lo, hi = bb
+        return self.view(1, lo, hi)

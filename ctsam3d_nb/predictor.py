@@ -1,6 +1,6 @@
 """The interactive 3D predictor: clicks in, 3D masks out.
 
-    pred = Predictor(model)
+    pred = Predictor(model)                          # or Predictor(model, ClickSettings(mode="grow"))
     pred.set_volume(ct)                              # CTVolume from load_ct
     mask = pred.click((z, y, x), positive=True)      # bool mask of ct.shape
     pred.undo(); pred.redo(); pred.reset()
@@ -9,14 +9,26 @@
 Clicks are voxel indices ``(z, y, x)`` of the loaded CT. Internally the CT is
 resampled once to the 1.5 mm model grid; each click is handled on 64³ patches of
 that grid. Encoder features are cached per patch, so a click inside an already
-encoded patch only re-runs the decoder. After a positive click the cross-patch
-prompt net grows the mask into neighbouring patches, breadth-first, within a
-budget; every patch's probabilities are kept and blended, so a click elsewhere
-never loses earlier work.
+encoded patch only re-runs the decoder.
+
+An object larger than one patch (96 mm) is reached in one of two ways
+(:class:`~ctsam3d_nb.settings.ClickSettings` ``mode``):
+
+* ``"zoom"``: while the mask touches the patch faces, the click is predicted again on a
+  coarser grid (3 mm, then 6 mm: 192 and 384 mm fields) with the mask so far in the
+  prompt's mask channel; the coarse mask's surface is then refined on the finest level
+  whose surface patches fit ``refine_budget``. Later clicks re-decode only the patches
+  holding them.
+* ``"grow"`` (the paper's way): the mask grows into neighbouring patches, breadth-first,
+  each seeded by the overlap (and optionally the cross-patch prompt net), within a budget.
+
+Every patch's probabilities are kept and blended, so a click elsewhere never loses earlier work.
+Every action is all-or-nothing: if the model fails during a click, the predictor is as before.
 """
 from __future__ import annotations
 
 import time
+import warnings
 from collections import OrderedDict, deque
 
 import numpy as np
@@ -25,10 +37,12 @@ from scipy import ndimage
 
 from . import patches as P
 from .clicks import deepest_point
-from .grid import ModelGrid
+from .grid import ModelGrid, downsample
 from .modeling.cpp import heatmap_to_clicks
 from .modeling.prompt import build_prompt_map
-from .predictor_state import ObjectState, SessionLog, check_click, to_ct_mask
+from .predictor_state import ObjectState, check_click, to_ct_label_map, to_ct_mask
+from .session import SessionLog
+from .settings import ClickSettings
 from .volume import CTVolume
 
 __all__ = ["Predictor"]
@@ -45,49 +59,41 @@ class Predictor:
 
     Args:
         model: a ``CTSAM3D`` (from ``load_model`` or ``build_model``).
+        settings: how clicks become masks (:class:`~ctsam3d_nb.settings.ClickSettings`); default
+            ``ClickSettings()``. Single fields can also be given as keywords (``mode="grow"``).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", or a torch.device.
-        growth_budget: most patches one object may span through cross-patch growth.
-        threshold: probability above which a voxel is in the mask.
         cache_patches: encoder features kept (least recently used are dropped).
         autosave: a folder; the session log is written there after every action.
-        cpp_heatmaps: every grown patch is seeded with the neighbour's mask in the overlap (the
-            prompt's mask channel) and a click at its deepest point. True: the CPP net's heatmap
-            is added too (raw, or only its peaks, see ``cpp_peak_threshold``). Off by default:
-            with the shipped weights the heatmap does not improve on the overlap seed (model card).
-        cpp_peak_threshold: None: the raw heatmap is added to the neighbour's positive prompt
-            channel (the release's way). A value in (0, 1]: only the heatmap's peaks above it
-            become positive clicks, and a neighbour without such a peak is not grown.
-        growth_guard: keep a grown neighbour only if its mask continues what is already
-            segmented: its mask must agree with the carried mask in the shared overlap
-            (Dice >= ``growth_min_agreement``), and only its parts connected to that overlap
-            are kept. Stops a faint heatmap or a leak from spreading through the budget.
-        growth_min_agreement: the overlap Dice a grown neighbour needs (with ``growth_guard``).
     """
 
-    def __init__(self, model, device="auto", growth_budget: int = 27, threshold: float = 0.5,
-                 cache_patches: int = 64, autosave=None, cpp_heatmaps: bool = False,
-                 cpp_peak_threshold: float | None = None, growth_guard: bool = False,
-                 growth_min_agreement: float = 0.5):
+    def __init__(self, model, settings: ClickSettings | None = None, *, device="auto", cache_patches: int = 64,
+                 autosave=None, **setting_fields):
+        if settings is None:
+            settings = ClickSettings()
+        if not isinstance(settings, ClickSettings):
+            raise TypeError(f"settings must be a ClickSettings, got {type(settings).__name__} {settings!r}"
+                            + (" (pass the device as a keyword: device=...)" if isinstance(settings, (str, torch.device))
+                               else ""))
+        if setting_fields:
+            try:
+                settings = settings.replace(**setting_fields)
+            except TypeError:
+                known = sorted(settings.to_dict())
+                raise TypeError(f"unknown Predictor arguments {sorted(setting_fields)}; click settings are "
+                                f"{known}") from None
+        self.settings = settings
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.growth_budget = int(growth_budget)
-        self.threshold = float(threshold)
         self.cache_patches = int(cache_patches)
         self.autosave = autosave
-        self.cpp_heatmaps = bool(cpp_heatmaps)
-        if cpp_peak_threshold is not None and not 0 < float(cpp_peak_threshold) <= 1:
-            raise ValueError(f"cpp_peak_threshold must be None or in (0, 1], got {cpp_peak_threshold!r}")
-        self.cpp_peak_threshold = None if cpp_peak_threshold is None else float(cpp_peak_threshold)
-        if self.cpp_peak_threshold is not None and not cpp_heatmaps:
-            raise ValueError("cpp_peak_threshold picks peaks of the CPP heatmaps: pass cpp_heatmaps=True with it")
-        if not 0 <= float(growth_min_agreement) <= 1:
-            raise ValueError(f"growth_min_agreement must be in [0, 1], got {growth_min_agreement!r}")
-        self.growth_guard = bool(growth_guard)
-        self.growth_min_agreement = float(growth_min_agreement)
         self.ct: CTVolume | None = None
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self.last_timing: dict[str, float] = {}
         self._reset_state()
+
+    @property
+    def threshold(self) -> float:
+        return self.settings.threshold
 
     # ------------------------------------------------------------------ set-up
     def _reset_state(self):
@@ -106,10 +112,19 @@ class Predictor:
         t0 = time.perf_counter()
         self.ct = ct
         self.grid = ModelGrid.covering(ct)
-        self._image = self.grid.resample_ct(ct)  # float32 in [0, 1]; the only full copy we keep
+        self._images = {1: self.grid.resample_ct(ct)}  # float32 in [0, 1]; coarser levels made when first needed
         self._reset_state()
         self.last_timing = {"set_volume": time.perf_counter() - t0}
         return self
+
+    @property
+    def _image(self) -> np.ndarray:
+        return self._images[1]
+
+    def _level_image(self, factor: int) -> np.ndarray:
+        if factor not in self._images:
+            self._images[factor] = downsample(self._images[1], factor)
+        return self._images[factor]
 
     def _require_volume(self):
         if self.ct is None:
@@ -125,7 +140,8 @@ class Predictor:
         return self.objects[self.current]
 
     def _new_object_nolog(self, name, label_id):
-        self.objects.append(ObjectState.create(name, label_id, self.grid.shape, self.objects))
+        levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
+        self.objects.append(ObjectState.create(name, label_id, self.grid.shape, self.objects, levels))
         self.current = len(self.objects) - 1
 
     def new_object(self, name: str, label_id: int | None = None) -> ObjectState:
@@ -159,90 +175,195 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
-    def _encode(self, origin):
-        feats = self._features.get(origin)
+    def _encode(self, origin, factor: int = 1):
+        key = (factor, tuple(origin))
+        feats = self._features.get(key)
         if feats is not None:
-            self._features.move_to_end(origin)
+            self._features.move_to_end(key)
             return feats
         with torch.inference_mode(), self._autocast():
-            feats = self.model.encode(self._patch_tensor(P.crop(self._image, origin)))
+            feats = self.model.encode(self._patch_tensor(P.crop(self._level_image(factor), origin)))
         self.stats["encoder_calls"] += 1
-        self._features[origin] = feats
+        self._features[key] = feats
         while len(self._features) > self.cache_patches:
             self._features.popitem(last=False)
         return feats
 
-    def _decode(self, origin, prompt: torch.Tensor) -> np.ndarray:
-        feats = self._encode(origin)
+    def _decode(self, origin, prompt: torch.Tensor, factor: int = 1) -> np.ndarray:
+        feats = self._encode(origin, factor)
         with torch.inference_mode(), self._autocast():
             logits = self.model.decode(feats, prompt[None].to(self.device))
         self.stats["decoder_calls"] += 1
         return torch.sigmoid(logits.float())[0, 0].cpu().numpy().astype(np.float16)
 
+    def _decode_many(self, items) -> list[np.ndarray]:
+        """Decode ``[(factor, origin, prompt)]`` in one batched forward (patches not yet encoded are encoded
+        in one batch too); returns their probabilities in order."""
+        if len(items) == 1:
+            f, o, pr = items[0]
+            return [self._decode(o, pr, f)]
+        missing = [(f, tuple(o)) for f, o, _ in items if (f, tuple(o)) not in self._features]
+        missing = list(dict.fromkeys(missing))
+        if missing:
+            batch = torch.cat([self._patch_tensor(P.crop(self._level_image(f), o)) for f, o in missing])
+            with torch.inference_mode(), self._autocast():
+                feats = self.model.encode(batch)
+            self.stats["encoder_calls"] += len(missing)
+            for i, key in enumerate(missing):
+                self._features[key] = [t[i:i + 1] for t in feats]
+        feats = [self._features[(f, tuple(o))] for f, o, _ in items]
+        for f, o, _ in items:
+            self._features.move_to_end((f, tuple(o)))
+        stacked = [torch.cat(level) for level in zip(*feats)]
+        prompts = torch.stack([pr for _, _, pr in items]).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            logits = self.model.decode(stacked, prompts)
+        self.stats["decoder_calls"] += len(items)
+        while len(self._features) > self.cache_patches:
+            self._features.popitem(last=False)
+        probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy().astype(np.float16)
+        return list(probs)
+
     def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False,
-                extra_positive=None) -> torch.Tensor:
-        pts, labels = obj.clicks_in(origin)
+                extra_positive=None, factor: int = 1) -> torch.Tensor:
+        pts, labels = obj.clicks_in(origin, factor)
         if extra_positive is not None and len(extra_positive):  # patch-local points, e.g. CPP peaks
             pts = np.concatenate([pts, np.asarray(extra_positive, float).reshape(-1, 3)])
             labels = np.concatenate([labels, np.ones(len(extra_positive))])
-        prior = obj.masks.patch_prior(origin)
+        prior = obj.masks.patch_prior(origin, factor)
         if seed_from_prior and (prior > self.threshold).any():
             # a grown patch also gets a click at the deepest point of what the neighbour already
             # segmented in the overlap: a sure positive, like the seeded rounds in training
             seed = deepest_point(prior > self.threshold)
             pts = np.concatenate([pts, np.asarray([seed], float)])
             labels = np.concatenate([labels, [1]])
-        prompt = build_prompt_map(prior, pts, labels, size=P.PATCH)
+        cfg = getattr(self.model, "config", None)
+        kw = {"sigma": cfg.sigma, "radius": cfg.click_radius} if cfg is not None else {}
+        prompt = build_prompt_map(prior, pts, labels, size=P.PATCH, **kw)
         if positive_map is not None:
             prompt[1] = torch.maximum(prompt[1], positive_map)
         return prompt
 
     # ------------------------------------------------------------------ clicks
     def click(self, zyx, positive: bool = True) -> np.ndarray:
-        """Add a click at CT voxel ``(z, y, x)``; returns the current object's mask (bool, ``ct.shape``)."""
+        """Add a click at CT voxel ``(z, y, x)``; returns the current object's mask (bool, ``ct.shape``).
+
+        All or nothing: if anything fails while the click is computed, the predictor (objects,
+        undo/redo history, session log) is left exactly as it was before the call.
+        """
         self._require_volume()
         zyx = check_click(zyx, self.ct.shape)
+        if type(positive).__name__ not in ("bool", "bool_"):
+            raise TypeError(f"positive must be True or False, got {positive!r}")
+        positive = bool(positive)
+        before = (self._snapshot(), list(self._undo), list(self._redo), len(self.log.events), self.current)
+        try:
+            return self._click(zyx, positive)
+        except BaseException:
+            snap, undo, redo, n_events, current = before
+            self._restore(snap)
+            self._undo[:], self._redo[:] = undo, redo
+            del self.log.events[n_events:]
+            self.current = current
+            raise
+
+    def _click(self, zyx, positive: bool) -> np.ndarray:
         t0 = time.perf_counter()
         obj = self.object
         self._push_undo()
         g = tuple(float(v) for v in self.grid.from_ct_index(self.ct, zyx))
-        obj.add_click(zyx, g, bool(positive))
-        self.log.add({"op": "click", "zyx": list(zyx), "positive": bool(positive)})
-        enc0 = self.stats["encoder_calls"]
+        obj.add_click(zyx, g, positive)
+        enc0, dec0 = self.stats["encoder_calls"], self.stats["decoder_calls"]
         timing = {"encode": 0.0, "decode": 0.0, "cpp": 0.0}
 
-        # patches to re-decode: every patch of this object holding the click, plus the one
-        # centred nearest to it (or a new one centred on it if none holds it well inside)
-        holding = [o for o in obj.masks.probs if P.contains(o, g)]
-        inner = [o for o in self._features if P.contains(o, g, margin=P.PATCH // 8)]
-        inner += [o for o in holding if P.contains(o, g, margin=P.PATCH // 8)]
+        # patches to re-decode: every patch of this object holding the click (on every level, coarse
+        # first), plus the finest-level one centred nearest to it (or a new one centred on it if none
+        # holds it well inside)
+        holding = [(f, o) for f in sorted(obj.masks.levels, reverse=True) for o in obj.masks.level(f).probs
+                   if P.contains(o, np.asarray(g) / f)]
+        inner = [o for f, o in self._features if f == 1 and P.contains(o, g, margin=P.PATCH // 8)]
+        inner += [o for f, o in holding if f == 1 and P.contains(o, g, margin=P.PATCH // 8)]
         centre = lambda o: np.sum((np.asarray(o) + P.PATCH / 2 - 0.5 - np.asarray(g)) ** 2)  # noqa: E731
         primary = min(inner, key=centre) if inner else P.origin_for(g)
-        todo = list(dict.fromkeys([primary] + holding))
-        for origin in todo:
+        todo = list(dict.fromkeys([(f, o) for f, o in holding if f > 1] + [(1, primary)] +
+                                  [(f, o) for f, o in holding if f == 1]))
+        for f, origin in todo:
             t = time.perf_counter()
-            prob = self._decode(origin, self._prompt(obj, origin))
+            prob = self._decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
-            obj.masks.probs[origin] = prob
-        if positive:
-            self._grow(obj, todo, timing)
+            obj.masks.level(f).probs[origin] = prob
+        found = refined = 1
+        if positive and self.settings.mode == "grow":
+            self._grow(obj, [o for f, o in todo if f == 1], timing)
+        elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
+            found, refined = self._zoom(obj, g, obj.masks.probs[primary], timing)
         timing["encode_calls"] = self.stats["encoder_calls"] - enc0
+        timing["decode_calls"] = self.stats["decoder_calls"] - dec0
+        timing["found_mm"] = found * self.grid.spacing
+        timing["refined_mm"] = refined * self.grid.spacing if refined else float("nan")
         t = time.perf_counter()
         mask = self._current_mask(refresh=True)
         timing["to_ct"] = time.perf_counter() - t
         timing["total"] = time.perf_counter() - t0
+        self.log.add({"op": "click", "zyx": list(zyx), "positive": positive})
         self.last_timing = timing
         self.log.autosave()
         return mask
 
+    def _zoom(self, obj: ObjectState, g, prob, timing):
+        """Zoom out while the mask touches the patch faces, then refine the coarse mask's surface.
+
+        Returns the level factor the object was found at and the one it was refined at (None if
+        no level's surface patches fit the refine budget)."""
+        levels, thr = self.settings.levels, self.threshold
+        found = 1
+        for f in levels[1:]:
+            if not P.neighbour_faces(prob.astype(np.float32), thr):
+                break  # the object fits in the field of this level
+            origin = P.origin_for(np.asarray(g) / f)
+            t = time.perf_counter()
+            prob = self._decode(origin, self._prompt(obj, origin, factor=f), f)
+            timing["decode"] += time.perf_counter() - t
+            obj.masks.level(f).probs[origin] = prob
+            found = f
+        if found == 1:
+            return 1, 1
+        t = time.perf_counter()
+        for f in [f for f in levels if f < found]:  # the finest level whose surface patches fit the budget
+            tiles = self._surface_tiles(obj, f)
+            if len(tiles) <= self.settings.refine_budget:
+                break
+        else:
+            return found, None
+        if tiles:
+            items = [(f, o, self._prompt(obj, o, factor=f)) for o in tiles]  # all priors before any update
+            timing["refine_select"] = time.perf_counter() - t
+            t = time.perf_counter()
+            for (_, o, _), prob in zip(items, self._decode_many(items)):
+                obj.masks.level(f).probs[o] = prob
+            timing["decode"] += time.perf_counter() - t
+        return found, f
+
+    def _surface_tiles(self, obj: ObjectState, factor: int):
+        """Tiles of level ``factor`` (see `patches.tile_origins`) holding the surface of the object's mask."""
+        bb = obj.masks.bbox(self.threshold)
+        if bb is None:
+            return []
+        lo = np.asarray(bb[0]) // factor
+        hi = -(-np.asarray(bb[1]) // factor)
+        m = obj.masks.view(factor, lo, hi) > self.threshold
+        surface = m & ~ndimage.binary_erosion(m)
+        return P.tile_origins(np.argwhere(surface) + lo)
+
     def _grow(self, obj: ObjectState, seeds, timing):
         """Cross-patch growth: seed neighbours the mask touches with the CPP heatmap, breadth-first."""
         queue = deque(seeds)
-        while queue and len(obj.masks.probs) < self.growth_budget:
+        budget = self.settings.growth_budget
+        while queue and len(obj.masks.probs) < budget:
             u = queue.popleft()
             prob_u = obj.masks.probs[u].astype(np.float32)
             for axis, direction in P.neighbour_faces(prob_u, self.threshold):
-                if len(obj.masks.probs) >= self.growth_budget:
+                if len(obj.masks.probs) >= budget:
                     break
                 v = list(u)
                 v[axis] += direction * P.STRIDE
@@ -250,7 +371,7 @@ class Predictor:
                 if v in obj.masks.probs or not self._inside_grid(v):
                     continue
                 heat = peaks = None
-                if self.cpp_heatmaps:
+                if self.settings.cpp_heatmaps:
                     t = time.perf_counter()
                     with torch.inference_mode(), self._autocast():
                         heat = self.model.cpp(self._patch_tensor(P.crop(self._image, u)),
@@ -259,8 +380,8 @@ class Predictor:
                     heat = heat.float().clamp(0, 1)[0, 0].cpu()
                     self.stats["cpp_calls"] += 1
                     timing["cpp"] += time.perf_counter() - t
-                    if self.cpp_peak_threshold is not None:
-                        peaks = heatmap_to_clicks(heat, threshold=self.cpp_peak_threshold, max_clicks=3)
+                    if self.settings.cpp_peak_threshold is not None:
+                        peaks = heatmap_to_clicks(heat, threshold=self.settings.cpp_peak_threshold, max_clicks=3)
                         if len(peaks) == 0:
                             continue  # the CPP net sees no continuation in this neighbour
                         heat = None  # the peaks become clicks instead of the raw map
@@ -268,7 +389,7 @@ class Predictor:
                 prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True,
                                                       extra_positive=peaks))
                 timing["decode"] += time.perf_counter() - t
-                if self.growth_guard:
+                if self.settings.growth_guard:
                     prob_v = self._continuation(prob_v, obj.masks.patch_prior(v), axis, direction)
                 if prob_v is None or np.count_nonzero(prob_v > self.threshold) < 8:
                     continue  # nothing of the object there: do not keep an empty patch
@@ -282,7 +403,7 @@ class Predictor:
         slab = tuple(slab)
         new, carried = prob_v > self.threshold, prior_v > self.threshold
         a, b = new[slab], carried[slab]
-        if 2 * np.count_nonzero(a & b) < self.growth_min_agreement * (np.count_nonzero(a) + np.count_nonzero(b)):
+        if 2 * np.count_nonzero(a & b) < self.settings.growth_min_agreement * (np.count_nonzero(a) + np.count_nonzero(b)):
             return None  # the neighbour's mask does not continue what is already segmented
         parts, _ = ndimage.label(new)
         touching = np.unique(parts[slab][a & b])
@@ -311,8 +432,6 @@ class Predictor:
     def label_map(self) -> np.ndarray:
         """All objects in one label map on the CT's grid (uint16 ontology ids; highest probability wins)."""
         self._require_volume()
-        from .predictor_state import to_ct_label_map
-
         return to_ct_label_map(self.objects, self.grid, self.ct, self.threshold)
 
     # ------------------------------------------------------------------ history

@@ -36,10 +36,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = vars(_parser().parse_args(argv))
+    ap = _parser()
+    args = vars(ap.parse_args(argv))
     path = args.pop("config")
-    cfg = TrainConfig.load(path) if path else TrainConfig()
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in args.items() if v is not None})
+    try:
+        cfg = TrainConfig.load(path) if path else TrainConfig()
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in args.items() if v is not None})
+    except (ValueError, TypeError, OSError) as e:
+        ap.error(str(e))  # one "error:" line and exit status 2, before anything is written
     train(cfg)
     return 0
 

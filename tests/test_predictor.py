@@ -65,7 +65,7 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     session = pred.session
     assert session["settings"]["cpp_heatmaps"] is False  # replayed as it was made
     again = Predictor.replay(session, ct, model=RegionModel())
-    assert again.cpp_heatmaps is False and np.array_equal(again.mask, mask)
+    assert again.settings.cpp_heatmaps is False and np.array_equal(again.mask, mask)
 
 
 def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_time():
@@ -75,7 +75,7 @@ def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_
     old = pred.session
     old["settings"] = {k: old["settings"][k] for k in ("growth_budget", "threshold")}  # as such logs were written
     again = Predictor.replay(old, ct, model=RegionModel())
-    assert again.cpp_heatmaps is True and again.cpp_peak_threshold is None and not again.growth_guard
+    assert again.settings.cpp_heatmaps is True and again.settings.cpp_peak_threshold is None and not again.settings.growth_guard
     assert again.stats["cpp_calls"] == pred.stats["cpp_calls"] > 0 and np.array_equal(again.mask, mask)
 
 
@@ -95,7 +95,7 @@ def test_peak_threshold_grows_only_where_the_heatmap_has_a_peak():
     mask = pred.click((130, 30, 30))
     assert len(pred.object.masks.probs) >= 5 and dice(mask, tube | branch) > 0.97
     again = Predictor.replay(pred.session, ct, model=BrightHeatModel())
-    assert again.cpp_peak_threshold == 0.5 and np.array_equal(again.mask, mask)
+    assert again.settings.cpp_peak_threshold == 0.5 and np.array_equal(again.mask, mask)
     with pytest.raises(ValueError, match="cpp_peak_threshold"):
         Predictor(RegionModel(), cpp_heatmaps=True, cpp_peak_threshold=1.5)
     with pytest.raises(ValueError, match="cpp_heatmaps=True"):
@@ -140,7 +140,7 @@ def test_growth_guard_cuts_what_does_not_continue_the_overlap():
     mask = pred.click((130, 30, 30))
     assert not mask[blob].any() and dice(mask, tube) > 0.97  # kept: only what connects through the overlap
     again = Predictor.replay(pred.session, ct, model=HazeModel())
-    assert again.cpp_heatmaps and again.growth_guard and again.growth_min_agreement == 0.5
+    assert again.settings.cpp_heatmaps and again.settings.growth_guard and again.settings.growth_min_agreement == 0.5
     assert np.array_equal(again.mask, mask)
 
 

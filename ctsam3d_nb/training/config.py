@@ -45,6 +45,11 @@ class TrainConfig:
     #   (all-zero heatmap target: teaches "no continuation", against a haze of heat in every neighbour)
     large_target_boost: float = 0.0  # structures >= large_target_ml are drawn (1 + boost) times as often
     large_target_ml: float = 150.0  # volume (mL) from which a structure counts as large
+    p_multiscale: float = 0.0  # probability that a patch is cut at a coarser voxel size (zoom levels, and between)
+    max_scale: float = 4.0  # coarsest voxel size of those, in units of 1.5 mm (4 = 6 mm, a 384 mm field)
+    p_zoom_prior: float = 0.5  # of the coarse patches, the share that starts from the finer level's mask
+    p_refine_prior: float = 0.0  # probability that a patch starts from a coarse mask of the target (refine step)
+    init: str | None = None  # weights to start from when not resuming: "nano" (shipped) or a checkpoint .pt
     p_seeded: float = 0.25  # probability that round 1 starts like a CPP-grown patch (mask slab + heatmap)
     pool_size: int = 3  # volumes held in memory at once
     refresh_every: int = 48  # samples between replacing one pooled volume
@@ -54,6 +59,42 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     device: str = "auto"  # "auto", "cpu" or "cuda"
     resume: bool = True  # continue from out_dir/last.pt when present
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Refuse values that would train nonsense, naming the field and the fix."""
+        from ..modeling import MODEL_CONFIGS
+
+        def need(ok, name, what):
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: {what}")
+
+        need(self.model in MODEL_CONFIGS, "model", f"must be one of {', '.join(MODEL_CONFIGS)}")
+        for name in ("steps", "batch_size", "click_rounds", "save_every", "log_every", "pool_size", "refresh_every"):
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
+        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps", "must be a whole number >= 0")
+        need(isinstance(self.threads, int) and self.threads >= 0, "threads", "must be >= 0 (0 = torch's default)")
+        for name in ("lr", "grad_clip", "max_scale"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and v > 0 and v == v, name, "must be a number > 0")
+        need(self.max_scale <= 8, "max_scale", "must be <= 8 (coarser patches hold too little of any target)")
+        for name in ("weight_decay", "dice_weight", "focal_weight", "focal_gamma", "cpp_weight", "cpp_pos_weight",
+                     "phantom_weight", "real_weight", "folder_weight", "dataset_weight", "large_target_boost",
+                     "large_target_ml"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
+        for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
+                     "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
+        need(self.dice_weight + self.focal_weight > 0, "dice_weight", "dice_weight + focal_weight must be > 0")
+        need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
+             'must be "auto", "cpu", "cuda" or "cuda:N"')
+        need(len(self.phantom_shape) == 3 and all(int(v) >= 64 for v in self.phantom_shape), "phantom_shape",
+             "must be 3 sizes (z, y, x) of at least 64 voxels")
 
     def save(self, path):
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..grid import ModelGrid, normalize_hu
-from ..patches import PATCH, STRIDE
+from ..grid import LEVEL_FACTORS, ModelGrid, downsample, normalize_hu
+from ..patches import PATCH, STRIDE, crop
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
@@ -139,6 +139,11 @@ class Sample:
     target_v: np.ndarray | None
     face: tuple[int, int] | None  # (axis, direction) from U to V
     label: int  # ontology id of the target
+    scale: float = 1.0  # voxel size of the patch in units of the 1.5 mm model grid (2 = 3 mm, 4 = 6 mm)
+    prior: np.ndarray | None = None  # (64, 64, 64) float32 start of the mask channel, or None (empty)
+    first: str = "target"  # first click: "target" (deepest point of the target), "prior" (deepest point
+    #   of the prior: a zoom-out step, the finer level's mask is inside the target), "error" (largest
+    #   error of the prior: a refine step with a click), "none" (a refine step without a click)
 
 
 class Volume:
@@ -162,6 +167,16 @@ class Volume:
             if len(pick) > max_points:
                 pick = rng.choice(pick, max_points, replace=False)
             self.points[int(i)] = np.stack(np.unravel_index(pick, sub.shape), 1) * 2
+        self._levels = {1: self}
+
+    def level(self, factor: int) -> "Volume":
+        """This volume ``factor`` times coarser (:func:`~ctsam3d_nb.grid.downsample`; labels: nearest), cached."""
+        if factor not in self._levels:
+            v = Volume.__new__(Volume)
+            v.image = downsample(self.image, factor)
+            v.labels = np.ascontiguousarray(self.labels[::factor, ::factor, ::factor])
+            self._levels[factor] = v
+        return self._levels[factor]
 
 
 class PatchSampler:
@@ -182,11 +197,20 @@ class PatchSampler:
             with an all-zero heatmap target ("no continuation here").
         large_target_boost, large_target_ml: structures of at least ``large_target_ml`` mL are
             drawn ``1 + large_target_boost`` times as often (large organs need cross-patch context).
+        p_multiscale: probability that a sample is cut at a coarser voxel size, drawn log-uniformly
+            in ``[1, max_scale]`` x 1.5 mm (the predictor's zoom levels and in between), limited so the
+            target keeps ``min_coarse_voxels`` voxels.
+        p_zoom_prior: of the coarse samples, the share that starts like a zoom-out step: the mask
+            channel holds the target inside the finer level's field (the central ``64 / scale`` voxels).
+        p_refine_prior: probability that a sample starts like a refine step: the mask channel holds the
+            target as a coarser level would see it (down- and up-sampled, shifted a little); its first
+            click goes to the largest error or (half of them) there is none.
     """
 
     def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
                  max_shift_mm=20.0, p_domain_rand=0.3, p_cpp=0.5, min_target_voxels=30,
-                 p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0):
+                 p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
+                 p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -195,6 +219,9 @@ class PatchSampler:
         self.min_target_voxels = min_target_voxels
         self.p_cpp_negative = float(p_cpp_negative)
         self.large_target_boost, self.large_target_ml = float(large_target_boost), float(large_target_ml)
+        self.p_multiscale, self.max_scale = float(p_multiscale), float(max_scale)
+        self.p_zoom_prior, self.p_refine_prior = float(p_zoom_prior), float(p_refine_prior)
+        self.min_coarse_voxels = int(min_coarse_voxels)
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -228,18 +255,51 @@ class PatchSampler:
         return rot * self.rng.uniform(0.9, 1.1)
 
     @staticmethod
-    def _cut(vol: Volume, center, matrix, order):
-        """64³ resampled around ``center`` (grid index) with output→input ``matrix``; out of volume: 0."""
+    def _cut(vol: Volume, center, matrix, order, scale: float = 1.0):
+        """64³ resampled around ``center`` (index of the 1.5 mm grid) with output→input ``matrix``, at
+        ``scale`` x 1.5 mm voxels (cut from the nearest finer level of the volume); out of volume: 0."""
+        base = max(f for f in LEVEL_FACTORS if f <= scale + 1e-6)
+        vol = vol.level(base)
         src = vol.image if order == 1 else vol.labels
+        matrix = matrix * (scale / base)
         half = (PATCH - 1) / 2
-        offset = np.asarray(center, float) - matrix @ np.full(3, half)
+        offset = np.asarray(center, float) / base - matrix @ np.full(3, half)
         if np.allclose(matrix, np.eye(3)):  # plain crop: exact and fast
             o = np.rint(offset).astype(int)
-            from ..patches import crop
-
             return crop(src, tuple(o), PATCH, 0)
         return ndimage.affine_transform(src, matrix, offset, output_shape=(PATCH,) * 3, order=order,
                                         mode="constant", cval=0, prefilter=False)
+
+    def _scale(self, ml: float) -> float:
+        """Voxel size of the next sample (units of 1.5 mm): 1, or coarser for a target that stays big enough."""
+        if self.p_multiscale <= 0 or self.rng.random() >= self.p_multiscale:
+            return 1.0
+        most = min(self.max_scale, (ml * 1000 / 1.5 ** 3 / self.min_coarse_voxels) ** (1 / 3))
+        if most <= 1.0:
+            return 1.0
+        return float(np.exp(self.rng.uniform(0, np.log(most))))
+
+    def _prior(self, target: np.ndarray, scale: float):
+        """The mask channel a sample starts from, and how its first click is chosen (see `Sample`)."""
+        if scale > 1.5 and self.rng.random() < self.p_zoom_prior:
+            # zoom-out: the finer level (half this voxel size in the predictor) found the part of the target
+            # inside its field, the central PATCH / 2 voxels here (drawn 26..43 for robustness)
+            side = int(round(PATCH / self.rng.uniform(1.5, 2.5)))
+            lo = (PATCH - side) // 2
+            prior = np.zeros_like(target)
+            box = (slice(lo, lo + side),) * 3
+            prior[box] = target[box]
+            if 8 <= prior.sum() < target.sum():  # (a target inside the finer field needed no zoom-out)
+                return prior.astype(np.float32), "prior"
+        if self.rng.random() < self.p_refine_prior:
+            # refine: the target as a level 2-4x coarser sees it, blurred back up and shifted a little
+            k = int(self.rng.choice([2, 4]))
+            coarse = ndimage.zoom(target.astype(np.float32), 1 / k, order=1)
+            up = ndimage.zoom(coarse, np.asarray(target.shape) / np.asarray(coarse.shape), order=1)
+            up = ndimage.shift(up, self.rng.uniform(-1, 1, 3) * k / 2, order=1, mode="constant")
+            prior = np.clip(up, 0, 1).astype(np.float32)
+            return prior, ("none" if self.rng.random() < 0.5 else "error")
+        return None, "target"
 
     def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)  # same seed for U and V: the pair looks alike
@@ -272,14 +332,15 @@ class PatchSampler:
                 w = w * np.where([vol.ml[int(i)] >= self.large_target_ml for i in ids], 1 + self.large_target_boost, 1)
             label = int(ids[self.rng.choice(len(ids), p=w / w.sum())])
             pts = vol.points[label]
-            center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3)
+            scale = self._scale(vol.ml[label])
+            center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3) * scale
             m = self._affine()
-            lab_u = self._cut(vol, center, m, 0)
+            lab_u = self._cut(vol, center, m, 0, scale)
             target = lab_u == label
             if target.sum() < self.min_target_voxels:
                 continue
             seed = int(self.rng.integers(2**31))
-            img_u = self._intensity(self._cut(vol, center, m, 1), lab_u, seed)
+            img_u = self._intensity(self._cut(vol, center, m, 1, scale), lab_u, seed)
             image_v = target_v = face = None
             if self.rng.random() < self.p_cpp:
                 touches = {(a, d): bool(target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any())
@@ -289,11 +350,12 @@ class PatchSampler:
                 if faces:
                     face = faces[self.rng.integers(len(faces))]
                     step = np.zeros(3)
-                    step[face[0]] = face[1] * STRIDE
+                    step[face[0]] = face[1] * STRIDE * scale
                     c_v = center + m @ step
-                    lab_v = self._cut(vol, c_v, m, 0)
+                    lab_v = self._cut(vol, c_v, m, 0, scale)
                     target_v = (lab_v == label) & (not negative)  # negative: nothing continues across this face
-                    image_v = self._intensity(self._cut(vol, c_v, m, 1), lab_v, seed)
+                    image_v = self._intensity(self._cut(vol, c_v, m, 1, scale), lab_v, seed)
+            prior, first = self._prior(target, scale)
             self.count += 1
-            return Sample(img_u, target, image_v, target_v, face, label)
+            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first)
         raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")

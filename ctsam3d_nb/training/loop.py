@@ -22,11 +22,12 @@ from ..clicks import first_click, next_click
 from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
+from ..patches import PATCH, STRIDE
 from .config import TrainConfig
 from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
 from .losses import dice_score, heatmap_loss, mask_loss
 
-SLAB = 16  # overlap depth of neighbouring patches (PATCH - STRIDE)
+SLAB = PATCH - STRIDE  # overlap depth of neighbouring patches
 
 
 class TrainStep(torch.nn.Module):
@@ -42,8 +43,7 @@ class TrainStep(torch.nn.Module):
         b = img.shape[0]
         feats = model.encode(img)
         gt = tgt[:, 0].bool().cpu().numpy()
-        points = [[first_click(g, rng=rng)] for g in gt]
-        labels = [[1] for _ in range(b)]
+        points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng)
         prev = batch["prior"]
         loss, dices = 0.0, []
         for r in range(cfg.click_rounds):
@@ -72,18 +72,40 @@ class TrainStep(torch.nn.Module):
         return loss, metrics
 
 
+def _first_clicks(gt, prior, modes, rng):
+    """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none."""
+    points, labels = [], []
+    for g, p, mode in zip(gt, prior, modes):
+        pts, lab = [], []
+        if mode == "prior" and p.any():
+            pts, lab = [first_click(p & g, rng=rng) if (p & g).any() else first_click(g, rng=rng)], [1]
+        elif mode == "error":
+            nxt = next_click(p, g, rng=rng)
+            if nxt is not None:
+                pts, lab = [nxt[0]], [1 if nxt[1] else 0]
+        elif mode != "none":
+            pts, lab = [first_click(g, rng=rng)], [1]
+        points.append(pts)
+        labels.append(lab)
+    return points, labels
+
+
 def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
     img = torch.from_numpy(np.stack([s.image for s in samples]))[:, None]
     tgt = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.float32))[:, None]
     prior = torch.zeros(tgt.shape[:1] + tgt.shape[2:])
     for i, s in enumerate(samples):  # start some rounds like a patch grown by CPP: a mask slab at one face
+        if s.prior is not None:  # a zoom-out or refine step (the sampler drew the start)
+            prior[i] = torch.from_numpy(s.prior)
+            continue
         faces = [(a, d) for a in range(3) for d in (-1, 1)
                  if s.target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any()]
         if faces and rng.random() < cfg.p_seeded:
             a, d = faces[rng.integers(len(faces))]
             sl = (slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)
             prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
-    batch = {"image": img.to(device), "target": tgt.to(device), "prior": prior.to(device), "image_v": None}
+    batch = {"image": img.to(device), "target": tgt.to(device), "prior": prior.to(device), "image_v": None,
+             "first": [s.first for s in samples]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
     if with_v:
         batch["v_index"] = torch.tensor(with_v)
@@ -135,12 +157,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
 
     ``callbacks`` are called as ``cb(step, metrics)`` on rank 0 every ``log_every`` steps.
     """
-    if not cfg.cpp_pos_weight >= 0:
-        raise ValueError(f"cpp_pos_weight must be >= 0, got {cfg.cpp_pos_weight!r}")
-    if not 0 <= cfg.p_cpp_negative <= 1:
-        raise ValueError(f"p_cpp_negative is a probability in [0, 1], got {cfg.p_cpp_negative!r}")
-    if not cfg.large_target_boost >= 0:
-        raise ValueError(f"large_target_boost must be >= 0 (0 = no boost), got {cfg.large_target_boost!r}")
+    cfg.validate()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
@@ -169,6 +186,13 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
+    elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
+        from ..checkpoint import load_model
+
+        init = load_model(cfg.init, device="cpu")
+        if init.config.name != cfg.model:
+            raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not '{cfg.model}'")
+        model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -176,7 +200,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     sampler = PatchSampler(_sources(cfg), seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
                            refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
                            p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
-                           large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml)
+                           large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml,
+                           p_multiscale=cfg.p_multiscale, max_scale=cfg.max_scale, p_zoom_prior=cfg.p_zoom_prior,
+                           p_refine_prior=cfg.p_refine_prior)
     metrics_file = out / "metrics.jsonl"
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and rank == 0),
                desc=f"train {cfg.model}")
