@@ -21,10 +21,12 @@ from .phantom import make_phantom
 from .predictor import Predictor
 from .render import render_orthogonal
 from .sample import Sample, load_sample
+from .settings import ClickSettings
 from .volume import CTVolume
 
 __all__ = [
     "CTVolume",
+    "ClickSettings",
     "CTLoadError",
     "CheckpointError",
     "HUWarning",
