@@ -24,17 +24,31 @@ def _readme_commands():
     return [b.strip() for b in re.findall(r"```bash\n(.*?)```", setup, re.S)]
 
 
+CPU_TORCH = "--extra-index-url https://download.pytorch.org/whl/cpu --retries 0 torch==2.13.0"
+
+
 def test_readme_has_exactly_two_setup_commands():
     cmds = _readme_commands()
     assert len(cmds) == 2 and all("\n" not in c for c in cmds)
     demo, tests = cmds
-    assert "torch==2.13.0" in demo and "torch==2.13.0" in tests  # pinned CPU build first, never bare torch
+    # pinned torch, CPU build from PyTorch's CPU index where reachable (never PyPI's multi-GB CUDA build),
+    # and no minutes of retries where that index is unreachable
+    assert CPU_TORCH + " -e ." in demo and CPU_TORCH + ' -e ".[dev]"' in tests
+    assert demo.startswith("python3 -m venv .venv && ") and tests.startswith("python3 -m venv .venv && ")
     assert "ctsam3d_nb.demo" in demo and "pytest" in tests
 
 
 def test_ci_runs_the_readme_test_command():
-    ci = (REPO / ".ci" / "run").read_text()
-    assert _readme_commands()[1] in ci
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert _readme_commands()[1] in ci  # a whole line, character for character
+
+
+def test_windows_commands_match_the_bash_ones():
+    text = (REPO / "README.md").read_text()
+    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    (ps,) = re.findall(r"```powershell\n(.*?)```", setup, re.S)
+    assert ".venv\\Scripts\\pip install -q " + CPU_TORCH + " -e ." in ps
+    assert ".venv\\Scripts\\python -m ctsam3d_nb.demo" in ps and "&&" not in ps  # Windows PowerShell 5 has no &&
 
 
 def test_torch_requirement_is_a_range_that_admits_the_pinned_build():
@@ -57,6 +71,8 @@ def test_environment_yml_matches_pyproject():
         assert name in conda, f"environment.yml lacks {name} (pyproject: {r})"
         assert conda[name] == req.specifier, f"{name}: conda {conda[name]} vs pip {req.specifier}"
     assert "conda-forge" in env["channels"]
+    assert "pytorch-cpu" in conda  # the CPU variant, as the README promises conda users
+    assert not {"pytorch", "nvidia"} & set(env["channels"])  # PyTorch's channel publishes no new releases
 
 
 def test_public_api_is_complete():
