@@ -83,9 +83,15 @@ def test_public_api_is_complete():
 
 
 @pytest.mark.parametrize("path", ["README.md", "LICENSE", "environment.yml", "pyproject.toml", ".ci/run",
-                                  "data_samples/README.md"])
+                                  "data_samples/README.md", "CHANGELOG.md", "ctsam3d_nb/py.typed"])
 def test_project_files_exist(path):
     assert (REPO / path).is_file()
+
+
+def test_changelog_keeps_an_unreleased_section_first():
+    text = (REPO / "CHANGELOG.md").read_text()
+    sections = re.findall(r"^## (.+)$", text, re.M)
+    assert sections[0] == "[Unreleased]" and len(sections) >= 2
 
 
 def test_demo_runs_and_writes_png(tmp_path, capsys):
