@@ -1,6 +1,14 @@
-"""Predictor benchmarks: per-click latency, cross-patch growth, memory, long sessions.
+"""Predictor benchmarks: whole sessions as users pay them; per-click latency, growth, memory, long sessions.
 
-Every figure is measured side by side with a baseline in the same run:
+Sessions (``--sessions``, the table users should read): the simulated clicker (first click at the
+deepest point, then the largest error) gives 10 clicks to each held-out phantom object of every size
+class and to each structure of the held-out real DICOM series, once per click mode (zoom-out and
+cross-patch growth), in one run: per-click wall time p50 / p95 / max, the first click's time, and
+Dice after 1 / 3 / 5 clicks::
+
+    python benchmarks/bench_predictor.py --model nano --sessions --out docs/benchmarks.md
+
+Micro-benchmarks (the second table), each measured side by side with a baseline in the same run:
   * click in an encoded patch (cache hit) vs the same click with encoder caching off;
   * click on a new patch vs the same with the release's decoder cost model (reported by bench_model.py);
   * growth of the phantom aorta from one click vs the patches a user would click without CPP.
@@ -38,6 +46,46 @@ def _current_rss_mb() -> float:
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+SIZE_CLASSES = (("small < 30 mL", 0, 30), ("medium 30-150 mL", 30, 150), ("large >= 150 mL", 150, 1e9))
+SESSION_PHANTOM = ["liver", "lung_right", "aorta", "stomach", "heart", "spleen", "kidney_left", "pancreas",
+                   "vertebrae_L3", "gallbladder", "esophagus", "adrenal_gland_left", "urinary_bladder"]
+
+
+def bench_sessions(args, rows):
+    """Whole simulated sessions per click mode; returns the per-click records too."""
+    import pandas as pd
+    from evaluate_shipped import REAL, REAL_STRUCTURES, _run_case
+
+    from ctsam3d_nb import ClickSettings, Predictor, load_ct, load_labels, make_phantom
+
+    model = _model(args.model, args.random_weights)
+    cases = [(f"phantom {s}", *make_phantom(s)[:2]) for s in args.seeds]
+    if (REAL / "dicom_series").is_dir():
+        ct = load_ct(REAL / "dicom_series")
+        cases.append(("real DICOM", ct, load_labels(REAL / "example_seg_dicom.nii.gz", like=ct)))
+    frames = []
+    for mode in args.modes:
+        pred = Predictor(model, ClickSettings(mode=mode), device="cpu")
+        for name, ct, labels in cases:
+            structures = REAL_STRUCTURES if name == "real DICOM" else SESSION_PHANTOM
+            t = time.perf_counter()
+            for df in _run_case(pred, ct, labels, structures, name, name, args.session_clicks):
+                frames.append(df.assign(mode=mode))
+            print(f"{mode}: {name} done in {time.perf_counter() - t:.0f} s", flush=True)
+    df = pd.concat(frames, ignore_index=True)
+    df["kind"] = np.where(df["dataset"] == "real DICOM", "real DICOM",
+                          pd.cut(df["gt_ml"], [c[1] for c in SIZE_CLASSES] + [1e9], right=False,
+                                 labels=[c[0] for c in SIZE_CLASSES]).astype(str))
+    for (mode, kind), sub in df.groupby(["mode", "kind"], sort=True):
+        lat = sub.loc[~sub["carried"], "latency_s"].to_numpy() * 1000
+        first = sub.loc[sub["click"] == 1, "latency_s"].to_numpy() * 1000
+        d = {k: sub.loc[sub["click"] == k, "dice"].mean() for k in (1, 3, 5)}
+        rows.append((mode, kind, sub["structure"].nunique() if kind == "real DICOM" else
+                     sub.groupby(["dataset", "structure"]).ngroups, np.percentile(lat, 50), np.percentile(lat, 95),
+                     lat.max(), np.median(first), first.max(), d[1], d[3], d[5]))
+    return df
 
 
 def _model(name, random_weights):
@@ -151,12 +199,35 @@ def main(argv=None):
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--random-weights", action="store_true")
     ap.add_argument("--memory", action="store_true", help="only the 512x512x800 memory benchmark")
+    ap.add_argument("--sessions", action="store_true", help="only the whole-session benchmark")
+    ap.add_argument("--modes", nargs="+", default=["zoom", "grow"], help="click modes of the session benchmark")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[900000, 900001], help="held-out phantom seeds")
+    ap.add_argument("--session-clicks", type=int, default=10, help="simulated clicks per object")
+    ap.add_argument("--csv", help="write the session benchmark's per-click records here")
     ap.add_argument("--long", action="store_true", help="also the 200-click session")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="append the markdown table to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
+    if args.sessions:
+        df = bench_sessions(args, rows)
+        if args.csv:
+            df.to_csv(args.csv, index=False)
+        lines = [f"\n### Whole sessions ({args.model}{', random weights' if args.random_weights else ''}, "
+                 f"{args.session_clicks} simulated clicks per object)\n", machine_info(),
+                 f"Command: `python benchmarks/bench_predictor.py {' '.join(argv or sys.argv[1:])}`\n",
+                 "| mode | objects | n | click p50 ms | p95 ms | max ms | 1st click median ms | 1st max ms "
+                 "| Dice@1 | Dice@3 | Dice@5 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r[0]} | {r[1]} | {r[2]} | " + " | ".join(f"{v:.0f}" for v in r[3:8]) + " | "
+                         + " | ".join(f"{v:.3f}" for v in r[8:]) + " |")
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(text)
+        return
     if args.memory:
         bench_memory(args, rows)
     else:

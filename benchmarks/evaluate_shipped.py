@@ -21,8 +21,8 @@ import torch
 
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb.anatomy import by_name
-from ctsam3d_nb.evaluate import add_growth_arguments, growth_options
 from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
+from ctsam3d_nb.settings import add_arguments, from_arguments
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
 PHANTOM_STRUCTURES = ["liver", "spleen", "kidney_left", "kidney_right", "stomach", "pancreas", "gallbladder",
@@ -57,14 +57,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--structures", nargs="+", help="phantom structures (default: the 25 of the model card)")
     ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
-    add_growth_arguments(ap)
+    add_arguments(ap)  # the click settings: --mode zoom|grow, --cpp-heatmaps, ...
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, device="cpu")
-    pred = Predictor(model, device="cpu", **growth_options(args))
+    pred = Predictor(model, from_arguments(args, ap), device="cpu")
     t0 = time.perf_counter()
     frames = []
     for seed in args.seeds:

@@ -31,6 +31,7 @@ from ._atomic import atomic_write
 from .evaluation.aggregate import summary_table
 from .evaluation.datasets import DATASETS, open_dataset
 from .evaluation.interactive import RECORD_COLUMNS, evaluate_interactive
+from .settings import add_arguments, from_arguments
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
@@ -38,25 +39,6 @@ __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 CSV_COLUMNS = ("dataset", "case", "structure", "structure_id",
                *(c for c in RECORD_COLUMNS if c != "structure"), "model")
 _TARGET = ["dataset", "case", "structure"]
-
-
-def add_growth_arguments(p: argparse.ArgumentParser) -> None:
-    """The Predictor's growth flags; read them back with `growth_options`."""
-    p.add_argument("--cpp-heatmaps", action=argparse.BooleanOptionalAction, default=None,
-                   help="also seed grown patches with the CPP net's heatmap (default: the Predictor's, off)")
-    p.add_argument("--cpp-peak-threshold", type=float, default=None,
-                   help="only CPP heatmap peaks above this become clicks in a neighbour (implies --cpp-heatmaps)")
-    p.add_argument("--growth-guard", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep a grown neighbour only if it continues the overlap (default: the Predictor's, off)")
-
-
-def growth_options(args) -> dict:
-    """Predictor keyword arguments of the growth flags that were given (the rest keep the Predictor's defaults)."""
-    given = {"cpp_heatmaps": args.cpp_heatmaps, "cpp_peak_threshold": args.cpp_peak_threshold,
-             "growth_guard": args.growth_guard}
-    if args.cpp_peak_threshold is not None and args.cpp_heatmaps is None:
-        given["cpp_heatmaps"] = True  # peaks of the heatmaps need the heatmaps
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
-    p.add_argument("--growth-budget", type=int, default=27, help="most 64^3 patches one object may span")
-    add_growth_arguments(p)
+    add_arguments(p)  # one flag per ClickSettings field: --mode, --growth-budget, --cpp-heatmaps, ...
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
                    "amos22: training/validation")
@@ -187,9 +168,12 @@ def run(args) -> pd.DataFrame:
 
     if args.clicks < 1:
         raise ValueError(f"--clicks must be >= 1, got {args.clicks}")
+    if args.max_cases is not None and args.max_cases < 1:
+        raise ValueError(f"--max-cases must be >= 1 (leave it out to evaluate every case), got {args.max_cases}")
+    settings = from_arguments(args)  # ValueError names the bad flag's field
     ds = _open(args)
     wanted = _wanted_structures(args, ds)
-    cases = ds.cases()[: args.max_cases] if args.max_cases else ds.cases()
+    cases = ds.cases()[: args.max_cases] if args.max_cases is not None else ds.cases()
     out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     done_rows = _read_done(out, args.clicks)
@@ -216,8 +200,7 @@ def run(args) -> pd.DataFrame:
             if not todo:
                 continue
             if predictor is None:
-                predictor = Predictor(_load_model(args), device=args.device, growth_budget=args.growth_budget,
-                                      **growth_options(args))
+                predictor = Predictor(_load_model(args), settings, device=args.device)
             predictor.set_volume(ct)
             frames = []
             for name, sid in todo:

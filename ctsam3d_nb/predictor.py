@@ -112,7 +112,10 @@ class Predictor:
         t0 = time.perf_counter()
         self.ct = ct
         self.grid = ModelGrid.covering(ct)
-        self._images = {1: self.grid.resample_ct(ct)}  # float32 in [0, 1]; coarser levels made when first needed
+        self._images = {1: self.grid.resample_ct(ct)}  # float32 in [0, 1]
+        if self.settings.mode == "zoom":  # the coarser levels now, so that no click waits for them
+            for f in self.settings.levels[1:]:
+                self._level_image(f)
         self._reset_state()
         self.last_timing = {"set_volume": time.perf_counter() - t0}
         return self

@@ -240,11 +240,18 @@ def test_protocol_on_the_bundled_real_ct(real_ct_dir, predictor):
     assert kidney[df["z"].iloc[0], df["y"].iloc[0], df["x"].iloc[0]]
 
 
-def test_cli_growth_options_parse():
-    from ctsam3d_nb.evaluate import build_parser, growth_options
+def test_cli_click_settings_parse(tmp_path, capsys):
+    from ctsam3d_nb.evaluate import build_parser, main
+    from ctsam3d_nb.settings import ClickSettings, from_arguments
 
-    args = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv",
-                                      "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5", "--growth-guard"])
-    assert growth_options(args) == {"cpp_heatmaps": False, "cpp_peak_threshold": 0.5, "growth_guard": True}
-    plain = build_parser().parse_args(["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv"])
-    assert growth_options(plain) == {}  # the Predictor's own defaults
+    base = ["--dataset", "phantom", "--seeds", "900000", "--out", "x.csv"]
+    args = build_parser().parse_args(base + ["--mode", "grow", "--cpp-peak-threshold", "0.5", "--growth-guard",
+                                             "--growth-budget", "9"])
+    assert from_arguments(args) == ClickSettings(mode="grow", cpp_heatmaps=True, cpp_peak_threshold=0.5,
+                                                 growth_guard=True, growth_budget=9)
+    assert from_arguments(build_parser().parse_args(base)) == ClickSettings()  # the Predictor's own defaults
+    out = str(tmp_path / "r.csv")
+    assert main(base[:4] + ["--out", out, "--no-cpp-heatmaps", "--cpp-peak-threshold", "0.5"]) == 2
+    assert "cpp_heatmaps=True" in capsys.readouterr().err
+    assert main(base[:4] + ["--out", out, "--max-cases", "0"]) == 2
+    assert "--max-cases must be >= 1" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()

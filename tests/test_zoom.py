@@ -67,7 +67,7 @@ def test_a_small_organ_never_zooms_out():
     pred = Predictor(RegionModel(), zoom()).set_volume(ct)
     mask = pred.click((75, 75, 75))
     assert pred.last_timing["found_mm"] == 1.5 and pred.last_timing["decode_calls"] == 1
-    assert pred.object.masks.n_patches() == 1 and 2 not in pred._images  # coarse images never made
+    assert pred.object.masks.n_patches() == 1
     assert dice(mask, organ) > 0.97
 
 
@@ -244,3 +244,21 @@ def test_zoom_runs_the_real_network_batched(tmp_path):
     single = [pred._decode(o, pr, f) for f, o, pr in items]
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), atol=2e-3)
+
+
+def test_the_status_line_says_where_the_mask_was_found():
+    from ctsam3d_nb.viewer.slice_viewer import zoom_note
+
+    assert zoom_note({"found_mm": 6.0, "refined_mm": 3.0}) == "found at 6 mm, refined at 3 mm"
+    assert zoom_note({"found_mm": 1.5, "refined_mm": 1.5}) == "" and zoom_note({}) == ""
+    assert "not refined" in zoom_note({"found_mm": 3.0, "refined_mm": float("nan")})
+
+
+def test_the_viewer_status_shows_the_zoom_level_and_time():
+    from ctsam3d_nb.viewer import SliceViewer
+
+    ct, organ = organ_ct(70)
+    viewer = SliceViewer(ct, Predictor(RegionModel(), zoom(refine_budget=0)), interactive=False)
+    viewer.click((75, 75, 75))
+    assert "found at 3 mm" in viewer.status.value and " ms" in viewer.status.value
+    viewer.close()

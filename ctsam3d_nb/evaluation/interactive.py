@@ -37,7 +37,7 @@ RECORD_COLUMNS = (
     "pred_voxels",  # voxels in the predicted mask
     "gt_voxels",  # voxels in the reference mask
     "gt_ml",  # reference volume in millilitres
-    "patches",  # 64³ patches the object spans after this click (cross-patch growth); -1 if unknown
+    "patches",  # 64³ patches (all zoom levels) the object spans after this click; -1 if unknown
 )
 
 
@@ -66,12 +66,13 @@ def _check_inputs(predictor, ct, gt_mask, n_clicks, nsd_tolerance_mm):
 
 
 def _patch_count(predictor) -> int:
-    """Patches of the current object holding any voxel above the threshold (-1 if not a Predictor)."""
+    """Patches (of every zoom level) of the current object holding any voxel above the threshold
+    (-1 if not a Predictor)."""
     try:
-        probs, thr = predictor.object.masks.probs, predictor.threshold
+        levels, thr = predictor.object.masks.levels, predictor.threshold
     except AttributeError:  # another predictor type: the count is unknown
         return -1
-    return sum(1 for p in probs.values() if (p > thr).any())
+    return sum(1 for m in levels.values() for p in m.probs.values() if (p > thr).any())
 
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,

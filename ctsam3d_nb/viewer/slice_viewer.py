@@ -56,6 +56,17 @@ def _new_figure(figsize, interactive: bool):
     return fig
 
 
+def zoom_note(timing: dict) -> str:
+    """Where a click's mask was found, for the status line: "found at 6 mm, refined at 3 mm" ("" at 1.5 mm)."""
+    found, refined = timing.get("found_mm"), timing.get("refined_mm")
+    if found is None or found <= 1.5:
+        return ""
+    note = f"found at {found:g} mm"
+    if refined is not None and refined == refined:  # not NaN
+        return note + f", refined at {refined:g} mm"
+    return note + " (not refined: too large for the refine budget)"
+
+
 class SliceViewer(ControlsMixin):
     """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
 
@@ -336,6 +347,9 @@ class SliceViewer(ControlsMixin):
         parts = [message] if message else []
         if timing and p.last_timing.get("total") is not None:
             parts.append(f"{1000 * p.last_timing['total']:.0f} ms")
+            note = zoom_note(p.last_timing)
+            if note:
+                parts.append(note)
         if p.objects:
             obj, n = p.objects[p.current], len(p.objects[p.current].clicks)
             ml = np.count_nonzero(p.mask) * self.ct.voxel_volume_ml
