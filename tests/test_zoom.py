@@ -262,3 +262,17 @@ def test_the_viewer_status_shows_the_zoom_level_and_time():
     viewer.click((75, 75, 75))
     assert "found at 3 mm" in viewer.status.value and " ms" in viewer.status.value
     viewer.close()
+
+
+def test_the_model_config_sigma_shapes_the_click_prompt():
+    from ctsam3d_nb.modeling import build_model
+
+    ct, organ = organ_ct(20, shape=(80, 80, 80), centre=(40, 40, 40))
+    maps = []
+    for sigma in (2.0, 4.0):
+        model = build_model("nano", sigma=sigma)
+        pred = Predictor(model, zoom(), device="cpu").set_volume(ct)
+        pred.object.add_click((40, 40, 40), (40.0, 40.0, 40.0), True)
+        maps.append(pred._prompt(pred.object, (8, 8, 8))[1])
+    assert maps[0][32, 32, 32] == maps[1][32, 32, 32] == 1
+    assert maps[1][32, 32, 36] > maps[0][32, 32, 36] + 0.3  # a wider Gaussian 4 voxels from the click

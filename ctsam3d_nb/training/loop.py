@@ -47,8 +47,9 @@ class TrainStep(torch.nn.Module):
         prev = batch["prior"]
         loss, dices = 0.0, []
         for r in range(cfg.click_rounds):
-            prompt = build_prompt_maps(prev, [np.asarray(p, float) for p in points],
-                                       [np.asarray(l) for l in labels], device=img.device)
+            prompt = build_prompt_maps(prev, [np.asarray(p, float).reshape(-1, 3) for p in points],
+                                       [np.asarray(l, np.int64) for l in labels], size=img.shape[-3:],
+                                       sigma=model.config.sigma, radius=model.config.click_radius, device=img.device)
             logits = model.decode(feats, prompt)
             loss = loss + mask_loss(logits, tgt, cfg.dice_weight, cfg.focal_weight,
                                     cfg.focal_alpha, cfg.focal_gamma) / cfg.click_rounds
