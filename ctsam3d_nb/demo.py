@@ -13,25 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data_samples"
-
-
-def load_sample(sample_dir: Path | None = None):
-    """The bundled phantom ``(ct, labels)``; generated on the fly if the files are absent
-    (e.g. a non-editable install without ``data_samples/``)."""
-    from .io import load_ct, load_labels
-
-    sample_dir = Path(sample_dir) if sample_dir else SAMPLE_DIR
-    ct_path, lab_path = sample_dir / "phantom_ct.nii.gz", sample_dir / "phantom_labels.nii.gz"
-    if ct_path.exists() and lab_path.exists():
-        ct = load_ct(ct_path)
-        return ct, load_labels(lab_path, like=ct)
-    from .phantom import make_phantom
-
-    print(f"sample not found in {sample_dir}; generating a phantom (seed 0)")
-    ct, labels, _ = make_phantom(0, shape=(160, 160, 160), spacing=(2.0, 2.0, 2.0))
-    return ct, labels
-
+from .sample import load_sample
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,7 +33,7 @@ def main(argv=None) -> int:
         print(f"error: {out} exists; pass --overwrite or another --out", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    ct, labels = load_sample()
+    ct, labels, _ = load_sample()  # the bundled phantom, from package data
     sid = by_name(args.structure).id
     target = labels == sid
     if not target.any():
@@ -78,7 +60,7 @@ def main(argv=None) -> int:
     t = pred.last_timing
     print(f"one click at voxel (z, y, x) = {click} on the {args.structure}: "
           f"{mask.sum() * ct.voxel_volume_ml:.0f} mL segmented (reference {target.sum() * ct.voxel_volume_ml:.0f} mL), "
-          f"{len(pred.object.masks.probs)} patch(es), {t['total'] * 1000:.0f} ms on {pred.device}")
+          f"{pred.object.masks.n_patches()} patch(es), {t['total'] * 1000:.0f} ms on {pred.device}")
     print(f"Dice = {dice:.3f}")
     fig = render_orthogonal(ct, mask.astype(np.uint8) * sid, center=click,
                             title=f"{args.structure} from one click (Dice {dice:.3f} vs the reference labels)")

@@ -79,7 +79,6 @@ def _notebook_copy(root: Path) -> Path:
     nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "browser-probe", "metadata": {},
                         "outputs": [], "source": PROBE})
     (root / "notebooks").mkdir()
-    (root / "data_samples").symlink_to(REPO / "data_samples")  # the notebook reads ../data_samples
     path = root / "notebooks" / NOTEBOOK.name
     path.write_text(json.dumps(nb))
     return path
