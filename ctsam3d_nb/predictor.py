@@ -144,29 +144,39 @@ class Predictor:
 
     def _new_object_nolog(self, name, label_id):
         levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
-        self.objects.append(ObjectState.create(name, label_id, self.grid.shape, self.objects, levels))
+        obj = ObjectState.create(name, label_id, self.grid.shape, self.objects, levels)  # validates first
+        self.objects.append(obj)
         self.current = len(self.objects) - 1
 
     def new_object(self, name: str, label_id: int | None = None) -> ObjectState:
         """Start a new object; clicks go to it from now on.
 
         ``name`` is an ontology name (e.g. "liver": its id and colour are used) or any
-        name together with a custom ``label_id``.
+        name together with a custom ``label_id`` (a whole number in 1..65535 no other object uses).
         """
         self._require_volume()
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"an object's name must be a non-empty string, got {name!r}")
+        levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
+        obj = ObjectState.create(name, label_id, self.grid.shape, self.objects, levels)  # may refuse: nothing changed
         self._push_undo()
-        self._new_object_nolog(name, label_id)
-        self.log.add({"op": "new_object", "name": name, "label_id": label_id})
-        return self.objects[self.current]
+        self.objects.append(obj)
+        self.current = len(self.objects) - 1
+        self.log.add({"op": "new_object", "name": name, "label_id": None if label_id is None else obj.label_id})
+        self.log.autosave()
+        return obj
 
     def select_object(self, which) -> ObjectState:
         """Make an existing object current, by index or name."""
-        idx = which if isinstance(which, int) else next(
+        if isinstance(which, bool) or not isinstance(which, (int, np.integer, str)):
+            raise TypeError(f"select an object by its index (int) or name (str), got {which!r}")
+        idx = int(which) if not isinstance(which, str) else next(
             (i for i, o in enumerate(self.objects) if o.name == which), None)
         if idx is None or not 0 <= idx < len(self.objects):
             raise KeyError(f"no object {which!r}; objects: {[o.name for o in self.objects]}")
         self.current = idx
         self.log.add({"op": "select", "index": idx})
+        self.log.autosave()
         return self.objects[idx]
 
     # ------------------------------------------------------------------ model calls
@@ -199,12 +209,16 @@ class Predictor:
         self.stats["decoder_calls"] += 1
         return torch.sigmoid(logits.float())[0, 0].cpu().numpy().astype(np.float16)
 
-    def _decode_many(self, items) -> list[np.ndarray]:
-        """Decode ``[(factor, origin, prompt)]`` in one batched forward (patches not yet encoded are encoded
-        in one batch too); returns their probabilities in order."""
-        if len(items) == 1:
-            f, o, pr = items[0]
-            return [self._decode(o, pr, f)]
+    def _decode_many(self, items, batched: bool | None = None) -> list[np.ndarray]:
+        """Decode ``[(factor, origin, prompt)]``; returns their probabilities in order.
+
+        ``batched`` (default: on CUDA only) runs them as one batch (patches not yet encoded are encoded
+        in one batch too). On the 2-core CPU one batch of 8 patches took 1.2x as long as one at a time
+        (docs/benchmarks.md), so the CPU decodes them one by one."""
+        if batched is None:
+            batched = self.device.type == "cuda"
+        if len(items) == 1 or not batched:
+            return [self._decode(o, pr, f) for f, o, pr in items]
         missing = [(f, tuple(o)) for f, o, _ in items if (f, tuple(o)) not in self._features]
         missing = list(dict.fromkeys(missing))
         if missing:

@@ -52,9 +52,16 @@ class ObjectState:
             except KeyError:
                 used = [o.label_id for o in existing if o.label_id >= CUSTOM_ID_START]
                 label_id = max(used, default=CUSTOM_ID_START - 1) + 1
+        if isinstance(label_id, bool) or not isinstance(label_id, (int, np.integer)) and not (
+                isinstance(label_id, (float, np.floating)) and float(label_id).is_integer()):
+            raise TypeError(f"label_id must be a whole number in 1..65535, got {label_id!r}")
         label_id = int(label_id)
         if not 0 < label_id < 65536:
             raise ValueError(f"label_id must be in 1..65535, got {label_id}")
+        taken = {o.label_id: o.name for o in existing}
+        if label_id in taken:
+            raise ValueError(f"label_id {label_id} is already used by object {taken[label_id]!r}: objects need "
+                             "their own ids (leave label_id out to get a free one, or select that object)")
         return cls(str(name), label_id, P.LevelMasks(grid_shape, levels))
 
     def add_click(self, ct_zyx, grid_zyx, positive: bool):

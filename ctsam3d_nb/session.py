@@ -18,7 +18,11 @@ from ._atomic import atomic_write
 from .settings import ClickSettings
 from .volume import CTVolume
 
-__all__ = ["SessionLog", "ct_fingerprint"]
+__all__ = ["SessionLog", "ReplayWarning", "ct_fingerprint"]
+
+
+class ReplayWarning(UserWarning):
+    """A session log is replayed in conditions that can give other masks than the recorded ones."""
 
 
 def ct_fingerprint(ct: CTVolume) -> dict:
@@ -49,6 +53,7 @@ class SessionLog:
         self.predictor = predictor
         self.events: list[dict] = []
         self._warned = False
+        self._owns_file = False  # True once this session has written (or was restored from) the autosave file
 
     def add(self, event: dict):
         self.events.append(event)
@@ -66,9 +71,15 @@ class SessionLog:
             "events": [dict(e) for e in self.events],
         }
 
+    KEEP = 5  # earlier sessions kept in an autosave folder: ctsam3d_session.1.json (newest) .. .5.json
+
     def autosave(self):
-        """Write the log to the autosave folder. A failure (read-only folder, disk full, a file where the
-        folder should be) warns once per predictor and never fails the action that was just done."""
+        """Write the log to the autosave folder.
+
+        The first write of a session never replaces another session's file: that one moves to
+        ``ctsam3d_session.1.json`` (older ones to ``.2`` .. ``.5``), with a warning that says so. A failure
+        (read-only folder, disk full, a file where the folder should be) warns once per predictor and
+        never fails the action that was just done."""
         folder = self.predictor.autosave
         if folder is None:
             return
@@ -76,13 +87,29 @@ class SessionLog:
         target = folder / self.FILE
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            if not self._owns_file and target.exists():
+                kept = self._rotate(target)
+                warnings.warn(f"'{target}' held an earlier session; it was kept as '{kept.name}' (the "
+                              f"{self.KEEP} latest are kept). Restore it with Predictor.restore('{kept}', ct).",
+                              stacklevel=3)
             text = json.dumps(self.to_dict())
             atomic_write(target, lambda tmp: Path(tmp).write_text(text))
+            self._owns_file = True
         except OSError as e:
             if not self._warned:
                 warnings.warn(f"autosave to '{target}' failed ({e}); the session goes on unsaved. Choose another "
                               "folder (Predictor(autosave=...)) or save predictor.session yourself.", stacklevel=3)
                 self._warned = True
+
+    def _rotate(self, target: Path) -> Path:
+        stem = target.name[: -len(".json")]
+        for i in range(self.KEEP - 1, 0, -1):
+            older = target.with_name(f"{stem}.{i}.json")
+            if older.exists():
+                older.replace(target.with_name(f"{stem}.{i + 1}.json"))
+        kept = target.with_name(f"{stem}.1.json")
+        target.replace(kept)
+        return kept
 
     @staticmethod
     def replay(cls, session: dict, ct: CTVolume, model=None, **kwargs):
@@ -106,6 +133,14 @@ class SessionLog:
 
             name = (session.get("model") or {}).get("name") or "nano"
             model = load_model(name)
+        recorded = ((session.get("model") or {}).get("checkpoint") or {}).get("sha256")
+        using = (getattr(model, "checkpoint_info", None) or {}).get("sha256")
+        if recorded and recorded != using:
+            warnings.warn(f"this session was recorded with the weights sha256 {recorded[:12]}…, but it is replayed "
+                          f"with {'sha256 ' + using[:12] + '…' if using else 'weights of no checkpoint'}: the masks "
+                          "can differ from the recorded ones. Pass model=load_model(<the checkpoint it was made "
+                          "with>) to reproduce them exactly.", ReplayWarning, stacklevel=3)
+        autosave = kwargs.pop("autosave", None)  # nothing is written before the whole log has replayed
         events, settings = session.get("events", []), session.get("settings") or {}
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
@@ -121,17 +156,18 @@ class SessionLog:
             op = ev.get("op")
             try:
                 if op == "click":
-                    pred.click(ev["zyx"], positive=bool(ev["positive"]))
+                    pred.click(ev["zyx"], positive=ev["positive"])
                 elif op == "new_object":
                     pred.new_object(str(ev["name"]), ev.get("label_id"))
                 elif op == "select":
-                    pred.select_object(int(ev["index"]))
+                    pred.select_object(ev["index"])
                 elif op in ("undo", "redo", "reset"):
                     getattr(pred, op)()
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except (TypeError, KeyError, ValueError) as e:
                 raise ValueError(f"session event {i} {ev!r} cannot be replayed: {e}") from None
+        pred.autosave = autosave
         return pred
 
     @staticmethod
@@ -145,5 +181,9 @@ class SessionLog:
             session = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"'{path}' is not a valid session file ({e})") from None
-        kwargs.setdefault("autosave", path.parent)
-        return SessionLog.replay(cls, session, ct, model, **kwargs)
+        folder = kwargs.pop("autosave", path.parent)
+        pred = SessionLog.replay(cls, session, ct, model, **kwargs)
+        pred.autosave = folder
+        # the restored session continues the file it came from (no backup of itself on the next write)
+        pred.log._owns_file = folder is not None and Path(folder).expanduser() / SessionLog.FILE == path
+        return pred

@@ -240,7 +240,7 @@ def test_zoom_runs_the_real_network_batched(tmp_path):
     pred = Predictor(model, zoom(), device="cpu").set_volume(ct)
     obj = pred.object
     items = [(1, o, pred._prompt(obj, o)) for o in [(0, 0, 0), (48, 0, 0), (0, 48, 48)]]
-    batched = pred._decode_many(items)
+    batched = pred._decode_many(items, batched=True)
     single = [pred._decode(o, pr, f) for f, o, pr in items]
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), atol=2e-3)

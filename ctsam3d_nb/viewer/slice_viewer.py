@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..session import ct_fingerprint
 from ..volume import CTVolume
 from .controls import ControlsMixin
 from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, predictor_labels,
@@ -96,9 +97,10 @@ class SliceViewer(ControlsMixin):
         if predictor is not None:
             if getattr(predictor, "ct", None) is None:
                 predictor.set_volume(ct)
-            elif predictor.ct is not ct and not predictor.ct.same_geometry(ct):
-                raise ValueError("the predictor holds another CT (different geometry); call "
-                                 "predictor.set_volume(ct) or pass the CT it was set up with")
+            elif predictor.ct is not ct and ct_fingerprint(predictor.ct) != ct_fingerprint(ct):
+                raise ValueError("the predictor holds another CT (its geometry or voxels differ from this one): "
+                                 "clicks would segment a scan other than the one shown. Call "
+                                 "predictor.set_volume(ct) first, or pass the CT it was set up with")
         self.ct, self.predictor, self.volume_view = ct, predictor, volume_view
         self.orient = Orientation.from_ct(ct)
         self.interactive = ipympl_active() if interactive is None else bool(interactive)
