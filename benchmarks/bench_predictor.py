@@ -171,7 +171,7 @@ def bench_long_session(args, rows):
 
 
 def bench_memory(args, rows):
-    from ctsam3d_nb import CTVolume, Predictor
+    from ctsam3d_nb import ClickSettings, CTVolume, Predictor
 
     shape = (800, 512, 512)
     hu = np.full(shape, -1000, np.int16)
@@ -182,14 +182,14 @@ def bench_memory(args, rows):
     ct = CTVolume.from_array(hu, spacing=(1.0, 0.7, 0.7))
     del hu
     base = _current_rss_mb()
-    pred = Predictor(_model(args.model, args.random_weights), device="cpu")
+    pred = Predictor(_model(args.model, args.random_weights), ClickSettings(mode=args.modes[0]), device="cpu")
     t = time.perf_counter()
     pred.set_volume(ct)
     t_set = time.perf_counter() - t
     for p in ((400, 220, 220), (420, 230, 260), (350, 200, 200)):
         pred.click(p)
     _ = pred.label_map
-    rows.append((args.model, f"512x512x800 CT: set_volume {t_set:.2f} s; peak RSS {_rss_mb():.0f} MB "
+    rows.append((args.model, f"512x512x800 CT, mode {args.modes[0]}: set_volume {t_set:.2f} s; peak RSS {_rss_mb():.0f} MB "
                  f"(CT alone {base:.0f} MB)", t_set * 1000, float("nan"), 1))
 
 

@@ -185,7 +185,7 @@ def test_case_index_visits_every_case_once_per_epoch(n):
 
 
 def test_training_from_a_dataset_adapter(tmp_path):
-    from test_evaluation_datasets import blob_labels, ct_array, write
+    from test_datasets import blob_labels, ct_array, write
 
     root = tmp_path / "flare"
     for i, case in enumerate(["FLARE22_Tr_0001", "FLARE22_Tr_0002"]):
@@ -207,7 +207,7 @@ def test_training_from_a_dataset_adapter(tmp_path):
 
 
 def test_training_on_a_dataset_with_splits_warns_without_a_split(tmp_path):
-    from test_evaluation_datasets import blob_labels, ct_array, write
+    from test_datasets import blob_labels, ct_array, write
 
     for sub, case, values in (("Tr", "word_0001", [3, 12]), ("Val", "word_0101", [16])):
         write(ct_array(), tmp_path / f"images{sub}" / f"{case}.nii.gz")

@@ -11,7 +11,7 @@ runs it all on a dataset folder and writes a resumable CSV.
 from __future__ import annotations
 
 from .aggregate import SIZE_CLASSES, aggregate, per_target, size_class, summarize, summary_table
-from .datasets import DATASETS, DatasetLayoutError, open_dataset
+from ..datasets import DATASETS, DatasetLayoutError, open_dataset
 from .interactive import RECORD_COLUMNS, evaluate_interactive
 from .metrics import dice, hd95, normalized_surface_dice, surface_distances
 from .plots import plot_dice_vs_clicks, plot_structure_bars

@@ -10,12 +10,14 @@ used to train the cross-patch prompt net.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from ..datasets import open_dataset
 from ..grid import LEVEL_FACTORS, ModelGrid, downsample, normalize_hu
 from ..patches import PATCH, STRIDE, crop
 
@@ -95,16 +97,10 @@ def dataset_source(name: str, root, options: dict | None = None, seed: int = 0):
     The adapters' labels are already ontology ids. Use the adapter's training split
     (e.g. ``options={"split": "train"}``) so its test cases stay held out.
     """
-    import inspect
-    import warnings
-
-    from ..evaluation.datasets import open_dataset
-
     if str(name).lower() == "phantom":
         raise ValueError("dataset='phantom': phantoms are generated on the fly; use phantom_weight instead")
     ds = open_dataset(name, root, **(options or {}))
-    split = inspect.signature(type(ds).__init__).parameters.get("split")
-    if split is not None and split.default is None and (options or {}).get("split") is None:
+    if ds.splits and ds.split is None:
         warnings.warn(f"training on every case of {ds.title}, its test split included; pass "
                       "dataset_options={'split': ...} to keep the held-out cases out of training", stacklevel=2)
     cases = ds.cases()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import anatomy
-from ...io import load_ct, load_labels
-from ...volume import CTVolume
+from .. import anatomy
+from ..io import load_ct, load_labels
+from ..volume import CTVolume
 from .base import CaseDataset, nifti_files, strip_suffix, structures_of, to_ontology
 
 __all__ = ["TotalSegmentator", "detect_totalseg_version"]
@@ -73,6 +73,8 @@ class TotalSegmentator(CaseDataset):
               "  <case>/segmentations/<structure>.nii.gz   (one binary mask per structure, e.g. liver.nii.gz)\n"
               "  meta.csv                                  (optional, for split=)")
 
+    splits = ("train", "val", "test")  # as meta.csv names them
+
     def __init__(self, root, version: str | None = None, split: str | None = None):
         super().__init__(root)
         if (self.root / "ct.nii.gz").is_file():  # a single case folder
@@ -83,6 +85,7 @@ class TotalSegmentator(CaseDataset):
                           if p.is_dir() and (p / "ct.nii.gz").is_file()}
         if not self._dirs:
             raise self.layout_error(f"no case folders with a ct.nii.gz under '{self.root}'.")
+        self.split = split
         if split is not None:
             self._dirs = {c: p for c, p in self._dirs.items() if c in self._split_ids(split)}
             if not self._dirs:

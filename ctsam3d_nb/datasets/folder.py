@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import anatomy
-from ...volume import CTVolume
+from .. import anatomy
+from ..phantom import make_phantom
+from ..phantom.labels import PHANTOM_LABELS
+from ..volume import CTVolume
 from .base import CaseDataset, PairedDataset, _listing
 
 __all__ = ["ImageLabelFolder", "PhantomDataset"]
@@ -55,15 +57,6 @@ class ImageLabelFolder(PairedDataset):
         return {_stem(p.name): (p, lab_dir / p.name) for p in images if _stem(p.name)}
 
 
-def _make_phantom():
-    """`make_phantom`, wherever the phantom package exports it."""
-    try:
-        from ...phantom import make_phantom
-    except ImportError:
-        from ...phantom.build import make_phantom
-    return make_phantom
-
-
 class PhantomDataset(CaseDataset):
     """Synthetic whole-body phantoms from `ctsam3d_nb.phantom.make_phantom`, one case per seed.
 
@@ -88,12 +81,8 @@ class PhantomDataset(CaseDataset):
         self.seeds = list(dict.fromkeys(seeds))
         self.shape = tuple(int(s) for s in shape)
         self.spacing = tuple(float(s) for s in spacing)
-        self._make = _make_phantom()
-        try:
-            from ...phantom.labels import PHANTOM_LABELS
-            self.structures = [n for n in PHANTOM_LABELS if n in set(anatomy.names())]
-        except ImportError:
-            self.structures = list(anatomy.names())
+        self._make = make_phantom
+        self.structures = [n for n in PHANTOM_LABELS if n in set(anatomy.names())]
 
     def cases(self) -> list[str]:
         return [str(s) for s in self.seeds]

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from ctsam3d_nb import anatomy
-from ctsam3d_nb.evaluation.datasets import (AMOS22, DATASETS, FLARE22, WORD, DatasetLayoutError,
+from ctsam3d_nb.datasets import (AMOS22, DATASETS, FLARE22, WORD, DatasetLayoutError,
                                             ImageLabelFolder, TotalSegmentator, detect_totalseg_version,
                                             open_dataset)
 
@@ -210,3 +210,13 @@ def test_phantom_dataset():
     ct, lab = ds.load("900000")
     assert ct.shape == lab.shape == (24, 32, 32) and id_of("liver") in ids(lab)
     assert "liver" in ds.structures
+
+
+def test_adapters_declare_their_splits():
+    from ctsam3d_nb.datasets import AMOS22, BTCV, FLARE22, WORD, TotalSegmentator
+
+    assert WORD.splits == TotalSegmentator.splits == ("train", "val", "test")
+    assert AMOS22.splits == ("training", "validation") and FLARE22.splits == BTCV.splits == ()
+    import ctsam3d_nb.evaluation.datasets as old  # the old import path still works
+
+    assert old.open_dataset is open_dataset

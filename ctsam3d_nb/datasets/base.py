@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import anatomy
-from ...io import load_ct, load_labels
-from ...volume import CTVolume
+from .. import anatomy
+from ..io import load_ct, load_labels
+from ..volume import CTVolume
 
 __all__ = ["CaseDataset", "PairedDataset", "DatasetLayoutError", "nifti_files", "strip_suffix", "structures_of",
            "to_ontology"]
@@ -61,10 +61,14 @@ class CaseDataset:
     Attributes:
         root: the dataset folder.
         structures: ontology names the dataset labels (a case may hold fewer).
+        splits: the splits the adapter can select with ``split=`` (empty: it has none).
+        split: the split selected; None when every case of every split is included.
     """
 
     title = "dataset"
     layout = ""
+    splits: tuple[str, ...] = ()
+    split: str | None = None
 
     def __init__(self, root):
         if root is None or str(root) == "":

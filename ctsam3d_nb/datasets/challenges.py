@@ -78,6 +78,8 @@ class AMOS22(PairedDataset):
     convention = "amos22"
     _SPLITS = {"training": ("imagesTr", "labelsTr"), "validation": ("imagesVa", "labelsVa")}
 
+    splits = ("training", "validation")
+
     def __init__(self, root, split: str = "training", include_mri: bool = False):
         if split not in self._SPLITS:
             raise ValueError(f"AMOS22 split must be one of {list(self._SPLITS)}, got {split!r}")
@@ -148,6 +150,8 @@ class WORD(PairedDataset):
               "  imagesVal/..., labelsVal/...  imagesTs/..., labelsTs/...  (optional)")
     convention = "word"
     _SPLITS = {"train": ("imagesTr", "labelsTr"), "val": ("imagesVal", "labelsVal"), "test": ("imagesTs", "labelsTs")}
+
+    splits = ("train", "val", "test")
 
     def __init__(self, root, split: str | None = None):
         if split is not None and split not in self._SPLITS:
