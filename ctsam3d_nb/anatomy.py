@@ -305,7 +305,8 @@ def convert_labels(label_array, convention: str | LabelConvention) -> np.ndarray
     if a.dtype.kind == "f":
         if not (np.isfinite(a).all() and (a == np.round(a)).all()):
             raise ValueError("label_array holds non-integer values; a label map must hold whole numbers")
-        a = a.astype(np.int64)
+        if a.size == 0 or (a.min() >= 0 and a.max() < conv._lut.size):
+            a = a.astype(np.int64)  # exact; values out of range stay float so the error names them (1e30 never wraps)
     elif a.dtype.kind not in "iu":
         raise TypeError(
             f"label_array must be an integer label map, got dtype {a.dtype}"
@@ -318,7 +319,7 @@ def convert_labels(label_array, convention: str | LabelConvention) -> np.ndarray
     out = lut[a] if in_range else None
     if out is None or (out < 0).any():
         present = np.unique(a)
-        bad = [int(v) for v in present if v < 0 or v >= lut.size or lut[v] < 0]
+        bad = [int(v) for v in present if v < 0 or v >= lut.size or lut[int(v)] < 0]
         shown = ", ".join(map(str, bad[:20])) + (f", ... ({len(bad)} in all)" if len(bad) > 20 else "")
         raise ValueError(
             f"label values {shown} are not defined in the {conv.name!r} convention "

@@ -65,6 +65,9 @@ def image_from_array(array: np.ndarray, spacing, origin, direction, affine) -> s
     if array.dtype == bool:
         raise TypeError("the CT array is boolean: a mask, not a CT. Pass Hounsfield units (int16 or float32); "
                         "for masks use save_mask / mask_to_image.")
+    if array.dtype.kind == "c":
+        raise TypeError(f"the CT array is complex ({array.dtype}); a CT holds one real value (HU) per voxel. If this "
+                        "is k-space or FFT output, reconstruct the image first (e.g. np.abs of the inverse FFT).")
     if array.dtype.kind not in "iuf":
         raise TypeError(f"the CT array has dtype {array.dtype}; pass real Hounsfield units (int16 or float32)")
     if array.ndim == 4 and 1 in (array.shape[0], array.shape[-1]):

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .anatomy import MAX_ID
 from .array_input import image_from_array, ras_affine_to_lps
+from .dicom_slices import check_slice_positions
 from .errors import CTLoadError, HUWarning
 from .masks import mask_to_image, save_mask
 from .volume import CTVolume
@@ -23,6 +25,7 @@ from .volume import CTVolume
 __all__ = ["load_ct", "load_labels", "save_mask", "mask_to_image", "ras_affine_to_lps", "list_dicom_series",
            "CTLoadError", "HUWarning"]
 
+_MAX_LABEL = 65535  # label ids are uint16: every convention, every ontology id, what save_mask writes
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
@@ -74,6 +77,8 @@ def _read_dicom(folder: Path, series_uid: str | None) -> sitk.Image:
     if len(files) < 2:
         raise CTLoadError(f"the DICOM series in '{folder}' has a single slice: a 2D image, not a CT volume. "
                           "Export the whole series into this folder.")
+    # missing/duplicate slices, varying spacing, shear: ITK would stack them with one averaged spacing
+    check_slice_positions(folder, files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -103,18 +108,84 @@ def _read_image(path: Path, what: str) -> sitk.Image:
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
+        if "orthonormal" in msg:
+            raise CTLoadError(f"'{path}' has sheared (non-orthogonal) voxel axes in its header, which a CT grid "
+                              f"cannot represent ({msg}). {_SHEAR_FIX}") from None
         raise CTLoadError(f"'{path}' is not a readable image ({msg}). Check that it is a complete NIfTI/NRRD/MHA "
                           "file and not, e.g., an HTML error page or a different format with a wrong suffix.") from None
+    _check_nifti_sform(image, path)
+    _check_metaimage_header(path)
+    return image
+
+
+_META_GEOMETRY = {"offset", "origin", "position", "elementspacing", "elementsize", "transformmatrix", "rotation",
+                  "orientation"}
+
+
+def _check_metaimage_header(path: Path) -> None:
+    """MetaImage (.mha/.mhd) headers are text; ITK reads a NaN/inf there as 0 without a word. Refuse them."""
+    if _suffix(path) not in (".mha", ".mhd"):
+        return
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    for line in head.split(b"\n"):
+        key, _, value = line.decode("latin-1").partition("=")
+        key = key.strip()
+        if key.lower() == "elementdatafile":
+            break
+        if key.lower() in _META_GEOMETRY:
+            try:
+                numbers = [float(v) for v in value.split()]
+            except ValueError:
+                continue
+            if not all(np.isfinite(numbers)):
+                raise CTLoadError(f"'{path}' has a non-finite {key} ({value.strip()}) in its header: SimpleITK would "
+                                  "silently read it as 0, so the geometry would be wrong. Put the right values in "
+                                  f"that header line (the text at the top of the file), or set them on a SimpleITK "
+                                  "image (img.SetOrigin/SetSpacing/SetDirection) and pass the image to load_ct.")
+
+
+_SHEAR_FIX = ("Resample it onto an orthogonal grid first (e.g. nibabel.processing.resample_to_output, or "
+              "sitk.Resample onto a reference image with an orthonormal direction) and load that.")
+
+
+def _check_nifti_sform(image: sitk.Image, path: Path) -> None:
+    """A NIfTI file whose sform is sheared: ITK quietly takes the (orthogonal) qform instead, so the
+    geometry differs from what nibabel and most viewers show. Refuse it."""
+    if not image.HasMetaDataKey("srow_x") or not image.HasMetaDataKey("sform_code"):
+        return
+    try:
+        if int(float(image.GetMetaData("sform_code"))) <= 0:
+            return
+        m = np.array([[float(v) for v in image.GetMetaData(k).split()[:3]] for k in ("srow_x", "srow_y", "srow_z")])
+    except ValueError:
+        return
+    norms = np.linalg.norm(m, axis=0)
+    if not np.all(np.isfinite(m)) or np.any(norms <= 0):
+        return  # _check_geometry reports what ITK made of it
+    d = m / norms
+    off = np.abs(d.T @ d - np.eye(3)).max()
+    if off > 1e-3:  # srow values are printed with 6 digits: 1e-3 is the noise floor, ~0.06 degrees
+        angle = float(np.degrees(np.arcsin(min(1.0, off))))
+        raise CTLoadError(f"'{path}' has a sheared sform (voxel axes about {angle:.2g} degrees from orthogonal): "
+                          "a CT grid has orthogonal axes, and SimpleITK would silently use the file's other "
+                          f"(qform) geometry instead, so clicks would land in the wrong place. {_SHEAR_FIX}")
 
 
 def _to_3d_scalar(image: sitk.Image, name) -> sitk.Image:
     """``name`` is how messages refer to the input: a quoted path or e.g. 'the SimpleITK image'."""
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise CTLoadError(f"{name} has complex voxels ({image.GetPixelIDTypeAsString()}); a CT holds one real "
+                          "value (HU) per voxel. If this is k-space or FFT output, reconstruct the image first "
+                          "(e.g. the magnitude np.abs of the inverse FFT) and load that.")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise CTLoadError(f"{name} is a vector/RGB image with {image.GetNumberOfComponentsPerPixel()} "
-                          "components per voxel; a CT has one value (HU) per voxel. Export a scalar volume.")
+        n = image.GetNumberOfComponentsPerPixel()
+        what = " (or complex: real and imaginary parts)" if n == 2 else ""
+        raise CTLoadError(f"{name} is a vector/RGB image with {n} components per voxel{what}; a CT has one value "
+                          "(HU) per voxel. Export a scalar volume.")
     dim = image.GetDimension()
     if dim == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
@@ -129,6 +200,27 @@ def _to_3d_scalar(image: sitk.Image, name) -> sitk.Image:
         raise CTLoadError(f"{name} has size {image.GetSize()} (x, y, z): a single slice is a 2D image, "
                           "not a CT volume.")
     return image
+
+
+def _check_geometry(image: sitk.Image, name) -> None:
+    """Spacing, origin and direction that a CT grid can hold: finite, positive, orthonormal."""
+    spacing, origin = np.asarray(image.GetSpacing()), np.asarray(image.GetOrigin())
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    f = lambda v: "(" + ", ".join(f"{x:.4g}" for x in np.ravel(v)) + ")"  # noqa: E731
+    fix = ("Fix the header: set the right values on a SimpleITK image (img.SetSpacing/SetOrigin/SetDirection, "
+           "from the scanner's records) and pass the image to load_ct.")
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise CTLoadError(f"{name} has voxel spacing {f(spacing)} (x, y, z) mm: every spacing must be a finite "
+                          f"number > 0. {fix}")
+    if not np.all(np.isfinite(origin)):
+        raise CTLoadError(f"{name} has a non-finite origin {f(origin)} (NaN or inf), so no voxel has a "
+                          f"position. {fix}")
+    if not np.all(np.isfinite(direction)):
+        raise CTLoadError(f"{name} has a non-finite direction matrix {f(direction)}. {fix}")
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise CTLoadError(f"{name} has sheared (non-orthogonal) voxel axes: direction {f(direction)} "
+                          "is not orthonormal, which a CT grid cannot represent (clicks would land in the wrong "
+                          f"place). {_SHEAR_FIX}")
 
 
 def _check_finite(image: sitk.Image, name) -> None:
@@ -208,8 +300,14 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
 
     Raises:
         FileNotFoundError: the path does not exist.
-        CTLoadError: the input is not a readable 3D scalar image, is corrupt, or
-            holds NaN/inf; the message says how to fix it.
+        CTLoadError: the input is not a readable 3D scalar image, is corrupt, holds NaN/inf voxels
+            or complex values, or has geometry a CT grid cannot hold: non-finite origin/spacing/direction,
+            spacing <= 0, or sheared (non-orthogonal) axes, in a header or a NIfTI sform. A DICOM
+            series is refused (an error, never a warning: nothing is resampled or guessed) when its
+            slices do not form one regular stack: a missing slice, a duplicate slice position, varying
+            slice spacing, mixed orientations, or slices shifted in-plane (gantry tilt). The message
+            names the slice positions/files and the fix (e.g. dcm2niix, which resamples such series).
+            SimpleITK alone would stack them with one averaged spacing, saying so only on C++ stderr.
         TypeError: an input of another type, an array without spacing/affine, or geometry
             arguments given for a file or a SimpleITK image.
         ValueError: invalid spacing, origin, direction or affine.
@@ -256,6 +354,7 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
         raise TypeError(f"load_ct cannot read a {type(source).__module__}.{type(source).__qualname__}; "
                         f"it accepts {_ACCEPTED}.{hint}")
     image = _to_3d_scalar(image, name)
+    _check_geometry(image, name)
     _check_finite(image, name)
     image = _cast_hu(image)
     _warn_if_not_hu(image, name)
@@ -305,21 +404,41 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
     flipped or permuted (common after NIfTI reorientation) is rearranged
     exactly, with no interpolation. Any other geometry is refused.
 
+    Label values must be whole numbers in 0..65535 (uint16): every label convention and every
+    ontology id (1..``anatomy.MAX_ID``) lies there, and ``save_mask`` writes that range. A larger value
+    (e.g. an int64 2**32 + 5) is refused, never wrapped around to a small id; so are negative and
+    non-integral values (a probability map, or labels resampled with linear interpolation). Which
+    ids are ontology structures is checked where a convention applies (``anatomy.convert_labels``).
+
     Returns:
-        Integer array (uint8/uint16/int32) of shape ``like.shape``.
+        Integer array (uint8, or uint16 for values above 255) of shape ``like.shape``.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CTLoadError: not a readable 3D scalar image, values outside 0..65535 or not whole numbers,
+            bad geometry (as load_ct), or a grid that is not the CT's.
     """
     if not isinstance(like, CTVolume):
         raise TypeError(f"like= must be the CTVolume the labels belong to (from load_ct), got {type(like).__name__}")
     path = _check_exists(path)
     image = _to_3d_scalar(_read_image(path, "a label map"), f"'{path}'")
+    _check_geometry(image, f"label map '{path}'")
     arr = sitk.GetArrayFromImage(image)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
             raise CTLoadError(f"'{path}' holds non-integer values: not a label map. Label maps must hold integer "
                               "structure ids (0 = background). Was it resampled with linear interpolation?")
-        arr = arr.astype(np.int32)
-    if arr.min() < 0:
-        raise CTLoadError(f"'{path}' holds negative values ({arr.min()}): label ids must be >= 0.")
+    lo, hi = (arr.min(), arr.max()) if arr.size else (0, 0)
+    if lo < 0:
+        raise CTLoadError(f"'{path}' holds negative values ({lo:.0f}): label ids must be >= 0.")
+    if hi > _MAX_LABEL:
+        n = int(np.count_nonzero(arr > _MAX_LABEL))
+        raise CTLoadError(f"'{path}' holds label value {hi:.0f} ({n} voxels above {_MAX_LABEL}): label ids lie in "
+                          f"0..{_MAX_LABEL} (ontology ids 1..{MAX_ID}), so this is not a label map of structure ids "
+                          "(a CT or another image?) or its values overflowed when it was written. Check that it is "
+                          "the right file; relabel it to ids <= 65535 if the values are real ids.")
+    # all values are whole numbers in 0..65535 now: the cast is exact (never wraps 2**32 + 5 to 5)
+    arr = arr.astype(np.uint8 if hi < 256 else np.uint16, copy=False)
     if like.same_geometry(image):
         out = arr
     else:
@@ -334,7 +453,4 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
         out = np.transpose(arr, perm)
         if flips:
             out = np.flip(out, flips)
-    out = np.ascontiguousarray(out)
-    mx = int(out.max()) if out.size else 0
-    dtype = np.uint8 if mx < 256 else np.uint16 if mx < 65536 else np.int32
-    return out.astype(dtype, copy=False)
+    return np.ascontiguousarray(out)

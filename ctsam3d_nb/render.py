@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .masks import mask_to_image
 from .volume import CTVolume
 
 __all__ = ["WINDOWS", "canonical_view", "render_orthogonal"]
@@ -25,6 +26,9 @@ WINDOWS = {  # name: (level, width) in HU
 def canonical_view(ct: CTVolume, labels: np.ndarray | None = None):
     """Arrays reoriented (exact flips/permutations, no interpolation) to LPS.
 
+    ``labels``: a bool mask or integer label map of ``ct.shape`` with ids 0..65535 (else a
+    ValueError/TypeError naming the problem, as ``mask_to_image``).
+
     Returns ``(hu, labels, spacing_zyx)``; ``hu``/``labels`` are ``(z, y, x)`` with z running
     feet → head, y anterior → posterior, x patient-right → patient-left.
     """
@@ -32,8 +36,8 @@ def canonical_view(ct: CTVolume, labels: np.ndarray | None = None):
     hu = sitk.GetArrayFromImage(img)
     lab = None
     if labels is not None:
-        limg = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(labels).astype(np.uint16)))
-        limg.CopyInformation(ct.image)
+        limg = mask_to_image(labels, like=ct)  # bool or integer ids 0..65535 on ct's grid, else a clear error
+        # (a bare astype(uint16) would wrap an id 65536 + 5 round to 5 and truncate float labels)
         lab = sitk.GetArrayFromImage(sitk.DICOMOrient(limg, "LPS"))
     return hu, lab, tuple(img.GetSpacing()[::-1])
 

@@ -42,8 +42,12 @@ def _as_direction(direction) -> np.ndarray:
     if d.size != 9:
         raise ValueError(f"direction must be a 3x3 matrix (9 numbers), got {d.size} numbers")
     d = d.reshape(3, 3)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"direction must be finite, got {[float(v) for v in d.ravel()]}")
     if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
-        raise ValueError("direction must be orthonormal (columns are the unit axes of i, j, k)")
+        raise ValueError("direction must be orthonormal (columns are the unit axes of i, j, k); sheared "
+                         "(non-orthogonal) axes cannot be represented by a CT grid. Resample the volume onto an "
+                         "orthogonal grid first, or pass the direction without its voxel sizes (those go in spacing=).")
     return d
 
 
@@ -97,7 +101,7 @@ class CTVolume:
                 identity if None.
 
         Raises:
-            TypeError: no ``spacing``, or a boolean array.
+            TypeError: no ``spacing``, or a boolean, complex or non-numeric array.
             ValueError: not 3D, spacing not three positive numbers, direction not orthonormal.
 
         For arrays in nibabel/MONAI order with a RAS affine use ``ctsam3d_nb.load_ct(array, affine=...)``.
@@ -115,6 +119,12 @@ class CTVolume:
             array = array.astype(np.float32)
         if array.dtype == bool:
             raise TypeError("CT array is boolean; pass Hounsfield units (int16/float32)")
+        if array.dtype.kind == "c":
+            raise TypeError(f"CT array is complex ({array.dtype}); a CT holds one real value (HU) per voxel. "
+                            "If this is k-space or FFT output, reconstruct the image first (e.g. np.abs of the "
+                            "inverse FFT) and pass that.")
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"CT array has dtype {array.dtype}; pass Hounsfield units as numbers (int16/float32)")
         spacing = tuple(float(s) for s in np.ravel(spacing))
         if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing}")
