@@ -5,6 +5,11 @@ A checkpoint file is a ``torch.save`` of ``{"state_dict": {...tensors...},
 holding pickled code is refused instead of run. The metadata records the
 config, library version, training data, date, metrics and a SHA-256 of the
 weights, which is checked on load.
+
+Every failure to load is a :class:`CheckpointError` whose message names the file and the fix: a
+missing file (:class:`CheckpointNotFoundError`, also a ``FileNotFoundError``), a folder, an unreadable,
+truncated, foreign, malformed or tampered file, pickled code, weights that are NaN/inf (a diverged
+training), or weights that do not fit the model.
 """
 from __future__ import annotations
 
@@ -20,13 +25,67 @@ import torch
 
 from ._atomic import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "shipped_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "shipped_checkpoint", "CheckpointError",
+           "CheckpointNotFoundError"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is unsafe, damaged, or does not fit the model."""
+    """A checkpoint file is missing, unsafe, damaged, non-finite, or does not fit the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint at that path (and no model of that name): both a CheckpointError and a FileNotFoundError."""
+
+
+def _folder_hint(path: Path) -> str:
+    """What to load instead of the folder ``path``."""
+    if (path / "model.pt").is_file():
+        return f"It looks like a training run: load its checkpoint '{path / 'model.pt'}'."
+    if (path / "last.pt").is_file():
+        return ("It holds a training run's last.pt (training state, not a checkpoint): export it first with "
+                f"`python -m ctsam3d_nb.training.export {path} {path / 'model.pt'}` and load that file.")
+    inside = sorted(p.name for p in path.glob("*.pt"))[:5]
+    if inside:
+        return f"Pass one of the .pt files inside it: {inside}."
+    return "Pass the path of a .pt checkpoint file (as written by save_checkpoint or a training run's model.pt)."
+
+
+def _check_magic(path: Path) -> None:
+    """A torch file starts as a zip archive (``PK``) or a pickle (``\\x80``); anything else (an empty file, an
+    HTML page from a failed download, another format named .pt) gets a message saying so, not torch's."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:  # permissions, or a file that vanished
+        raise CheckpointError(f"cannot read '{path}': {e.strerror or e}. Check that it exists and that you may "
+                              f"read it (`ls -l {path}`).") from None
+    if not head:
+        raise CheckpointError(f"'{path}' is empty (0 bytes): the copy or download was cut off. Copy it again.")
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        raise CheckpointError(f"'{path}' is not a checkpoint file: it begins with {head!r}, not a torch archive "
+                              "(an HTML page from a failed download, or another file named .pt?). Download or "
+                              "copy it again.")
+
+
+def _check_structure(path: Path, state) -> None:
+    """A mapping of parameter names to tensors, or a CheckpointError naming what is wrong."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"'{path}' is malformed: its state_dict is not a mapping of parameter names to "
+                              "tensors, so it was not written by save_checkpoint. Re-export it (save_checkpoint, "
+                              "or python -m ctsam3d_nb.training.export for a training run).")
+
+
+def _check_finite(path: Path, state) -> None:
+    """NaN/inf weights (a diverged training) give garbage masks: refuse them."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"'{path}' holds non-finite weights (NaN or inf) in {len(bad)} of {len(state)} tensors, "
+                              f"e.g. {bad[:3]}: the training that made it diverged, and every mask would be "
+                              "garbage. Use a checkpoint from before the divergence, or retrain with a lower "
+                              "--lr (or --grad-clip).")
 
 
 def weights_sha256(state_dict) -> str:
@@ -70,10 +129,24 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
-    """Read ``(state_dict, metadata)`` safely (no code is ever executed) and verify the weights hash."""
+    """Read ``(state_dict, metadata)`` safely (no code is ever executed) and verify the weights hash.
+
+    Raises:
+        CheckpointNotFoundError: nothing at ``path`` (also a FileNotFoundError).
+        CheckpointError: a folder, an unreadable/truncated/foreign/malformed file, pickled objects
+            other than tensors, weights that do not match their hash, or non-finite (NaN/inf)
+            weights. The message names the file and the fix.
+    """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"'{path}' is a folder, not a checkpoint file. {_folder_hint(path)}")
+    if not path.exists():
+        raise CheckpointNotFoundError(f"checkpoint not found: '{path}'. Check the spelling and the working "
+                                      f"directory (now '{Path.cwd()}').")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: '{path}'")
+        raise CheckpointError(f"'{path}' is not a regular file (a device, pipe or socket). Pass the path of a .pt "
+                              "checkpoint file.")
+    _check_magic(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -83,17 +156,26 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raise CheckpointError(f"'{path}' is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}). "
                               "It may be truncated; copy it again.") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "metadata" not in obj:
-        raise CheckpointError(f"'{path}' is not a ctsam3d_nb checkpoint (expected keys state_dict and metadata)")
+        hint = (" It looks like a training run's last.pt: export it with python -m ctsam3d_nb.training.export."
+                if isinstance(obj, dict) and {"model", "opt", "step"} <= set(obj) else
+                " Load only files written by save_checkpoint (or a training run's model.pt).")
+        raise CheckpointError(f"'{path}' is not a ctsam3d_nb checkpoint (expected keys state_dict and metadata).{hint}")
     try:
         meta = json.loads(obj["metadata"])
-    except (TypeError, json.JSONDecodeError):
-        raise CheckpointError(f"'{path}' has unreadable metadata") from None
+    except (TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"'{path}' has unreadable metadata (not a JSON object): it was not written by "
+                              "save_checkpoint, or was edited. Re-export it, or re-download it.")
     state = obj["state_dict"]
     if meta.get("format") != "ctsam3d_nb.checkpoint":
-        raise CheckpointError(f"'{path}' is not a ctsam3d_nb checkpoint (metadata format {meta.get('format')!r})")
+        raise CheckpointError(f"'{path}' is not a ctsam3d_nb checkpoint (metadata format {meta.get('format')!r}). "
+                              "Load only files written by save_checkpoint (or a training run's model.pt).")
+    _check_structure(path, state)
     if weights_sha256(state) != meta.get("weights_sha256"):
         raise CheckpointError(f"'{path}': the weights do not match the hash in their metadata; the file was "
                               "modified or damaged. Re-download or re-train it.")
+    _check_finite(path, state)
     return state, meta
 
 
@@ -109,11 +191,23 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
         name_or_path: "nano", "tiny", "base" or the path of a ``.pt`` checkpoint.
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or a torch.device.
         pretrained: for a config name, load its shipped weights; ``False`` gives random weights.
+
+    Raises:
+        CheckpointNotFoundError: neither a model name nor an existing file, or no weights shipped
+            for that name (also a FileNotFoundError).
+        CheckpointError: the file cannot be loaded (see `load_checkpoint`) or does not fit its model.
+        ValueError: an unknown device, or CUDA asked for where torch has none.
     """
     from .modeling import MODEL_CONFIGS, build_model
 
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but torch finds no CUDA GPU here; use device='cpu' (or 'auto')")
     name = str(name_or_path)
     if name in MODEL_CONFIGS and not Path(name).exists():
         if not pretrained:
@@ -121,17 +215,24 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
         path = shipped_checkpoint(name)
         if not path.exists():
             shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt")) if WEIGHTS_DIR.exists() else []
-            raise FileNotFoundError(f"no trained weights are shipped for '{name}' (shipped: {shipped or 'none'}). "
-                                    "Train them (python -m ctsam3d_nb.train) or pass pretrained=False.")
+            raise CheckpointNotFoundError(f"no trained weights are shipped for '{name}' (shipped: "
+                                          f"{shipped or 'none'}). Train them (python -m ctsam3d_nb.train) or pass "
+                                          "pretrained=False.")
     else:
         path = Path(name_or_path)
         if not path.exists():
-            raise FileNotFoundError(f"'{name}' is neither a model name ({', '.join(MODEL_CONFIGS)}) nor a file")
+            raise CheckpointNotFoundError(f"'{name}' is neither a model name ({', '.join(MODEL_CONFIGS)}) nor a file. "
+                                          f"Check the spelling and the working directory (now '{Path.cwd()}').")
     state, meta = load_checkpoint(path)
     cfg = meta.get("config", {})
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"'{path}' has malformed metadata: 'config' is a {type(cfg).__name__}, not the model "
+                              "configuration. Re-export the checkpoint with save_checkpoint.")
     cfg_name = cfg.get("name")
     if cfg_name not in MODEL_CONFIGS:
-        raise CheckpointError(f"'{path}' was made for an unknown config {cfg_name!r}")
+        raise CheckpointError(f"'{path}' was made for an unknown config {cfg_name!r} (this library has "
+                              f"{', '.join(MODEL_CONFIGS)}). Use the library version that made it "
+                              f"({meta.get('library_version')}).")
     model = build_model(cfg_name)
     expected = json.loads(json.dumps(dataclasses.asdict(model.config)))  # tuples -> lists, as stored
     if cfg != expected:
@@ -142,9 +243,10 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"'{path}' does not fit the '{cfg_name}' model: {str(e)[:300]}") from None
+        raise CheckpointError(f"'{path}' does not fit the '{cfg_name}' model: {str(e)[:300]}. Use the library "
+                              f"version that made it ({meta.get('library_version')}), or re-export it.") from None
     if meta.get("library_version") is None:
         warnings.warn(f"'{path}' has no library version in its metadata", stacklevel=2)
     model.checkpoint_info = {"path": str(path), "sha256": meta["weights_sha256"], "date": meta.get("date")}
     model.metadata = meta
-    return model.to(device).eval()
+    return model.to(dev).eval()
