@@ -3,6 +3,9 @@
 Loads the bundled sample CT, segments an organ from one simulated click, prints
 the Dice against the sample's label map and writes a PNG. Until a trained
 checkpoint ships with the package, it loads and renders the sample and its labels.
+
+Every user error (an unknown ``--structure``, an ``--out`` that exists, sits in a missing folder or
+is not a .png, damaged shipped weights) is one ``error: ...`` line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -15,30 +18,49 @@ import numpy as np
 
 from .sample import load_sample
 
+
+def _error(msg) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status (2: a user error, printed as one ``error:`` line)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--structure", default="liver", help="ontology name of the organ to segment")
     ap.add_argument("--out", default="ctsam3d_demo.png", help="PNG to write (the default is replaced on each run)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = ap.parse_args(argv)
+    try:
+        return _run(ap, args)
+    except KeyError as e:  # an unknown --structure: the message suggests close names
+        return _error(e.args[0] if e.args else e)
+    except (ValueError, OSError) as e:  # CheckpointError/CTLoadError are ValueErrors; unwritable --out
+        return _error(e)
 
+
+def _run(ap, args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     from .anatomy import by_name
     from .render import render_orthogonal
 
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        return _error(f"--out '{out}' is a folder; pass a .png file name, e.g. --out {out / 'demo.png'}")
+    if out.suffix.lower() != ".png":
+        return _error(f"--out '{out}' must end in .png (the demo writes a PNG image)")
+    if not out.parent.is_dir():
+        return _error(f"the folder of --out, '{out.parent}', does not exist; create it first or choose another --out")
     if out.exists() and not args.overwrite and args.out != ap.get_default("out"):
-        print(f"error: {out} exists; pass --overwrite or another --out", file=sys.stderr)
-        return 2
+        return _error(f"{out} exists; pass --overwrite or another --out")
+    sid = by_name(args.structure).id  # before the work: a typo fails at once
     t0 = time.perf_counter()
     ct, labels, _ = load_sample()  # the bundled phantom, from package data
-    sid = by_name(args.structure).id
     target = labels == sid
     if not target.any():
-        print(f"error: '{args.structure}' is not in the sample's label map", file=sys.stderr)
-        return 2
+        return _error(f"'{args.structure}' is not in the sample's label map")
     print(f"loaded {ct} in {time.perf_counter() - t0:.2f} s; {len(np.unique(labels)) - 1} labelled structures")
     from .checkpoint import load_model
     from .clicks import first_click

@@ -222,7 +222,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         results = run(args)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError) as e:  # missing/unwritable files (DatasetLayoutError is one),
+        # unknown names, and ValueErrors: bad flags, CTLoadError, CheckpointError, a foreign --out
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}", file=sys.stderr)
         return 2

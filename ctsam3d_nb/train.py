@@ -5,7 +5,11 @@ Every field of :class:`~ctsam3d_nb.training.TrainConfig` is a flag, e.g.::
     python -m ctsam3d_nb.train --model nano --steps 2000 --out-dir runs/nano
     torchrun --nproc_per_node 4 -m ctsam3d_nb.train --model tiny --batch-size 6 --click-rounds 5
 
-Runs resume from ``<out-dir>/last.pt`` unless ``--no-resume``.
+Runs resume from ``<out-dir>/last.pt`` unless ``--no-resume``. An out-dir holding files a run did
+not write (your own config.json or model.pt, ...) is refused unless ``--overwrite``.
+
+Every user error (a bad flag value, config file, out-dir, training data or ``--init`` checkpoint) is
+one ``error: ...`` line on stderr and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -35,7 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _error(e: BaseException) -> int:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status (2: a user error, printed as one ``error:`` line)."""
     ap = _parser()
     args = vars(ap.parse_args(argv))
     path = args.pop("config")
@@ -43,8 +54,11 @@ def main(argv=None) -> int:
         cfg = TrainConfig.load(path) if path else TrainConfig()
         cfg = dataclasses.replace(cfg, **{k: v for k, v in args.items() if v is not None})
     except (ValueError, TypeError, OSError) as e:
-        ap.error(str(e))  # one "error:" line and exit status 2, before anything is written
-    train(cfg)
+        return _error(e)  # TrainConfig.validate refused a value: nothing is written
+    try:
+        train(cfg)
+    except (ValueError, KeyError, TypeError, OSError) as e:  # what train() documents for bad config/data
+        return _error(e)
     return 0
 
 

@@ -59,6 +59,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     device: str = "auto"  # "auto", "cpu" or "cuda"
     resume: bool = True  # continue from out_dir/last.pt when present
+    overwrite: bool = False  # write into an out_dir that holds files a run did not write (e.g. your own
+    #   config.json/model.pt: they are replaced). Without it such a folder is refused. A one-time permission,
+    #   never saved in config.json, so `--config old/config.json` cannot carry it to another folder.
 
     def __post_init__(self):
         self.validate()
@@ -72,6 +75,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: {what}")
 
         need(self.model in MODEL_CONFIGS, "model", f"must be one of {', '.join(MODEL_CONFIGS)}")
+        for name in ("resume", "overwrite"):
+            need(isinstance(getattr(self, name), bool), name, "must be true or false (a bool)")
+        need(isinstance(self.out_dir, (str, Path)) and str(self.out_dir).strip() != "", "out_dir",
+             "must be a folder path")
         for name in ("steps", "batch_size", "click_rounds", "save_every", "log_every", "pool_size", "refresh_every"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
@@ -97,7 +104,13 @@ class TrainConfig:
              "must be 3 sizes (z, y, x) of at least 64 voxels")
 
     def save(self, path):
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        """Write the config as JSON, atomically (a run's folder is recognised by a config.json that loads)."""
+        from .._atomic import atomic_write
+
+        d = dataclasses.asdict(self)
+        d.pop("overwrite")  # a permission for this call, not a setting of the run
+        text = json.dumps(d, indent=2)
+        atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), suffix="")  # temp name ends in .tmp
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
@@ -107,3 +120,69 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields in {path}: {sorted(unknown)}")
         return cls(**d)
+
+
+#: Files a training run writes in its out_dir (plus ``*.tmp`` while saving); log.txt and cmd.sh are
+#: what the launch scripts next to a run write. Anything else in an out_dir is the user's.
+RUN_FILES = ("config.json", "last.pt", "metrics.jsonl", "model.pt", "log.txt", "cmd.sh")
+
+
+def _is_run_file(name: str) -> bool:
+    """A file a run writes, or the temporary file of one of them (``*.tmp``, ``.model.pt.<random>.tmp.pt``)."""
+    return (name in RUN_FILES or name.endswith(".tmp")
+            or (name.startswith(".") and ".tmp" in name and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in RUN_FILES))
+
+
+def _run_config(path: Path):
+    """``(TrainConfig, None)`` if ``path`` is a run's config.json, else ``(None, why not)``."""
+    if not path.is_file():
+        return None, "no config.json"
+    try:
+        return TrainConfig.load(path), None
+    except (ValueError, TypeError, OSError) as e:
+        return None, f"its config.json is not a TrainConfig ({str(e).splitlines()[0][:160]})"
+
+
+def check_out_dir(cfg: TrainConfig) -> None:
+    """Refuse an ``out_dir`` where training would overwrite files a run did not write. Reads only.
+
+    Training writes config.json, last.pt, metrics.jsonl and model.pt into ``cfg.out_dir``. It may, when
+
+    * the folder does not exist or is empty;
+    * it is a run's folder (its config.json loads as a TrainConfig) holding only run files
+      (`RUN_FILES` and ``*.tmp``): the run is continued (``resume``) or, with ``resume=False``,
+      replaced;
+    * it is resumed: ``resume`` and a run's folder with a last.pt (other files are left alone);
+    * ``cfg.overwrite`` is set.
+
+    Raises:
+        FileExistsError: ``out_dir`` is a file, or holds files a run did not write (the message
+            lists them and says what to do); resuming a run of another model.
+    """
+    out = Path(cfg.out_dir).expanduser()
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"out_dir '{out}' is a file, not a folder. Choose a new folder name for the run.")
+    if cfg.overwrite:
+        return
+    entries = sorted(out.iterdir())
+    if not entries:
+        return
+    run, why = _run_config(out / "config.json")
+    if run is not None and cfg.resume and (out / "last.pt").is_file():
+        if run.model != cfg.model:
+            raise FileExistsError(f"out_dir '{out}' holds a '{run.model}' run; resuming it as a '{cfg.model}' model "
+                                  f"cannot work. Pass --model {run.model} to continue it, or choose another --out-dir "
+                                  "for the new run.")
+        return
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if not (p.is_file() and _is_run_file(p.name))]
+    if run is not None and not foreign:
+        return
+    listed = foreign[:8] + ([f"... ({len(foreign)} in all)"] if len(foreign) > 8 else [])
+    what = (f"files a training run did not write: {listed}" if run is not None else
+            f"files, but it is not a training run's folder ({why}): {[p.name for p in entries][:8]}")
+    raise FileExistsError(
+        f"out_dir '{out}' holds {what}. Training would write {', '.join(RUN_FILES[:4])} there, replacing any "
+        "of yours. Choose another --out-dir (a new or empty folder), or pass --overwrite to train there anyway "
+        "(files with other names are left alone).")

@@ -23,7 +23,7 @@ from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
 from ..patches import PATCH, STRIDE
-from .config import TrainConfig
+from .config import TrainConfig, check_out_dir
 from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
 from .losses import dice_score, heatmap_loss, mask_loss
 
@@ -157,8 +157,16 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     """Train (or resume) according to ``cfg``; returns the trained (unwrapped) model.
 
     ``callbacks`` are called as ``cb(step, metrics)`` on rank 0 every ``log_every`` steps.
+
+    Raises (user errors; the CLI prints them as one ``error:`` line):
+        ValueError: a config value (TrainConfig.validate), no training data, unreadable data
+            (CTLoadError) or ``init`` checkpoint (CheckpointError).
+        FileExistsError: ``out_dir`` holds files a run did not write (`check_out_dir`).
+        OSError, KeyError, TypeError: missing data folders, unknown dataset names/options.
     """
     cfg.validate()
+    check_out_dir(cfg)  # never write over files a run did not write (unless cfg.overwrite)
+    sources = _sources(cfg)  # no/unknown/missing training data: refused before anything is written
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
@@ -198,7 +206,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    sampler = PatchSampler(_sources(cfg), seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
+    sampler = PatchSampler(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
                            refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
                            p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
                            large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml,
