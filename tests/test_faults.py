@@ -58,35 +58,55 @@ def state(p: Predictor) -> str:
 
 
 OPS = st.lists(st.tuples(st.sampled_from(["click", "negative", "undo", "redo", "new", "reset"]),
-                         st.booleans(), st.tuples(st.integers(0, 39), st.integers(0, 35), st.integers(0, 29))),
+                         st.sampled_from(["none", "model", "disk"]),
+                         st.tuples(st.integers(0, 39), st.integers(0, 35), st.integers(0, 29))),
                min_size=1, max_size=8)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, mode=st.sampled_from(["zoom", "grow"]))
-def test_a_failing_model_call_leaves_everything_as_it_was(ops, mode, tmp_path_factory):
+def test_a_failing_model_call_leaves_everything_as_it_was(ops, mode, tmp_path_factory, monkeypatch):
+    import ctsam3d_nb.session as session_module
+
     folder = tmp_path_factory.mktemp("auto")
     model = Flaky()
     pred = Predictor(model, mode=mode, growth_budget=2, autosave=folder).set_volume(_ct())
+    real_write = session_module.atomic_write
     n_new = 0
     for op, fail, zyx in ops:
-        model.fail_next = fail and op in ("click", "negative")
+        model.fail_next = fail == "model" and op in ("click", "negative")
+        disk_full = fail == "disk"
+
+        def write(path, fn):
+            if disk_full:
+                raise OSError(28, "No space left on device (injected)")
+            return real_write(path, fn)
+
+        monkeypatch.setattr(session_module, "atomic_write", write)
         before = state(pred)
         saved = (folder / "ctsam3d_session.json").read_text() if (folder / "ctsam3d_session.json").exists() else None
         try:
-            if op in ("click", "negative"):
-                pred.click(zyx, positive=op == "click")
-            elif op == "new":
-                n_new += 1
-                pred.new_object(f"thing {n_new}")
-            else:
-                getattr(pred, op)()
+            with warnings.catch_warnings(record=True) as caught:  # a failed autosave warns (once per predictor)
+                warnings.simplefilter("always")
+                if op in ("click", "negative"):
+                    pred.click(zyx, positive=op == "click")
+                elif op == "new":
+                    n_new += 1
+                    pred.new_object(f"thing {n_new}")
+                else:
+                    getattr(pred, op)()
+            assert all("autosave" in str(w.message) for w in caught) and (disk_full or not caught)
         except RuntimeError as e:
             assert "injected" in str(e)
             assert state(pred) == before  # all or nothing
             now = (folder / "ctsam3d_session.json").read_text() if saved is not None else None
             assert now == saved  # the autosave still holds the last successful action
+        else:
+            if disk_full and state(pred) != before:  # the action happened although its autosave failed
+                now = (folder / "ctsam3d_session.json").read_text() if saved is not None else None
+                assert now == saved  # ... and the file was not damaged
         model.fail_next = False
+    monkeypatch.setattr(session_module, "atomic_write", real_write)
     replayed = Predictor.replay(pred.session, _ct(), model=RegionModel())
     np.testing.assert_array_equal(replayed.label_map, pred.label_map)
 
