@@ -331,27 +331,35 @@ class Predictor:
         """Zoom out while the mask touches the patch faces, then refine the coarse mask's surface.
 
         Returns the level factor the object was found at and the one it was refined at (None if
-        no level's surface patches fit the refine budget)."""
-        levels, thr = self.settings.levels, self.threshold
-        found = 1
-        for f in levels[1:]:
+        nothing was refined)."""
+        s, thr = self.settings, self.threshold
+        found, finer_origin = 1, None
+        for f in s.levels[1:]:
             if not P.neighbour_faces(prob.astype(np.float32), thr):
                 break  # the object fits in the field of this level
             origin = P.origin_for(np.asarray(g) / f)
             t = time.perf_counter()
-            prob = self._decode(origin, self._prompt(obj, origin, factor=f), f)
+            coarse = self._decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
-            obj.masks.level(f).probs[origin] = prob
+            if s.zoom_min_agreement > 0 and not self._agrees(obj, f, origin, coarse, found):
+                break  # the coarse view contradicts the finer mask (a leak, or another structure): keep the finer
+            obj.masks.level(f).probs[origin] = prob = coarse
             found = f
         if found == 1:
             return 1, 1
         t = time.perf_counter()
-        for f in [f for f in levels if f < found]:  # the finest level whose surface patches fit the budget
+        finer = [f for f in s.levels if f < found]
+        for f in finer:  # the finest level whose surface patches fit the budget ...
             tiles = self._surface_tiles(obj, f)
-            if len(tiles) <= self.settings.refine_budget:
+            if len(tiles) <= s.refine_budget:
                 break
-        else:
-            return found, None
+        else:  # ... or the budget's worth of the surface nearest the click, on the level below the found one
+            f = finer[-1]
+            tiles = self._surface_tiles(obj, f)
+            if not tiles or not s.refine_budget:
+                return found, None
+            centre = np.asarray(g) / f - (P.PATCH - 1) / 2
+            tiles = sorted(tiles, key=lambda o: float(np.sum((np.asarray(o) - centre) ** 2)))[: s.refine_budget]
         if tiles:
             items = [(f, o, self._prompt(obj, o, factor=f)) for o in tiles]  # all priors before any update
             timing["refine_select"] = time.perf_counter() - t
@@ -360,6 +368,20 @@ class Predictor:
                 obj.masks.level(f).probs[o] = prob
             timing["decode"] += time.perf_counter() - t
         return found, f
+
+    def _agrees(self, obj: ObjectState, factor: int, origin, coarse, finer: int) -> bool:
+        """Does a coarse patch's mask continue the object's mask so far (on level ``finer``) where both see?"""
+        lo = np.asarray(origin)
+        now = obj.masks.view(factor, lo, lo + P.PATCH) > self.threshold  # the finer mask, seen on this level
+        bb = obj.masks.level(finer).bbox()
+        if bb is None or not now.any():
+            return True
+        a = np.maximum(np.asarray(bb[0]) * finer // factor - lo, 0)
+        b = np.minimum(-(-np.asarray(bb[1]) * finer // factor) - lo, P.PATCH)
+        box = tuple(slice(int(x), int(y)) for x, y in zip(a, b))
+        new, old = coarse[box] > self.threshold, now[box]
+        return 2 * np.count_nonzero(new & old) >= self.settings.zoom_min_agreement * (
+            np.count_nonzero(new) + np.count_nonzero(old))
 
     def _surface_tiles(self, obj: ObjectState, factor: int):
         """Tiles of level ``factor`` (see `patches.tile_origins`) holding the surface of the object's mask."""

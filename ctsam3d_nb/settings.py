@@ -29,7 +29,10 @@ class ClickSettings:
     threshold: float = 0.5  # probability above which a voxel is in the mask, in (0, 1)
     # ---- zoom
     levels: tuple = (1, 2, 4)  # grid factors of the zoom levels (x 1.5 mm), finest first, each a multiple of the last
-    refine_budget: int = 8  # most patches decoded to refine a coarse mask (the finest level that fits is used)
+    refine_budget: int = 8  # most patches decoded to refine a coarse mask: the finest level whose surface fits,
+    #   else this many surface patches nearest the click on the level below the coarse one
+    zoom_min_agreement: float = 0.5  # a coarser level is kept only if its mask agrees with the finer one where
+    #   both see (Dice >= this; 0 = always zoom): a leak that touched the faces does not zoom out
     # ---- grow
     growth_budget: int = 27  # most 64³ patches one object may span through cross-patch growth
     cpp_heatmaps: bool = False  # also add the CPP net's heatmap to a grown patch's prompt (the release's way)
@@ -53,6 +56,8 @@ class ClickSettings:
              "must start at 1 and increase, each a whole multiple of the one before, e.g. (1, 2, 4)")
         object.__setattr__(self, "levels", tuple(int(f) for f in lv))
         need(_whole(self.refine_budget) and self.refine_budget >= 0, "refine_budget", "must be a whole number >= 0")
+        need(_number(self.zoom_min_agreement) and 0 <= self.zoom_min_agreement <= 1, "zoom_min_agreement",
+             "must be a number in [0, 1]")
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
         for name in ("cpp_heatmaps", "growth_guard"):
             need(is_bool(getattr(self, name)), name, "must be True or False")

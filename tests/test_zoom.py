@@ -276,3 +276,44 @@ def test_the_model_config_sigma_shapes_the_click_prompt():
         maps.append(pred._prompt(pred.object, (8, 8, 8))[1])
     assert maps[0][32, 32, 32] == maps[1][32, 32, 32] == 1
     assert maps[1][32, 32, 36] > maps[0][32, 32, 36] + 0.3  # a wider Gaussian 4 voxels from the click
+
+
+def test_a_coarse_view_that_contradicts_the_finer_mask_is_not_kept():
+    ct, organ = organ_ct(70)
+    pred = Predictor(RegionModel(), zoom()).set_volume(ct)
+    real = pred._decode
+
+    def elsewhere(origin, prompt, factor=1):  # the coarse level "sees" another structure
+        p = real(origin, prompt, factor)
+        if factor > 1:
+            p = np.zeros_like(p)
+            p[:10, :10, :10] = 1
+        return p
+
+    pred._decode = elsewhere
+    mask = pred.click((75, 75, 75))
+    assert pred.last_timing["found_mm"] == 1.5 and not pred.object.masks.levels[2].probs
+    assert pred.last_timing["decode_calls"] == 2 and mask[75, 75, 75]  # tried once, then kept the finer mask
+    trusting = Predictor(RegionModel(), zoom(zoom_min_agreement=0)).set_volume(ct)
+    keep = trusting._decode
+    trusting._decode = lambda o, pr, f=1: keep(o, pr, f) * np.float16(f == 1)  # an empty coarse view
+    trusting.click((75, 75, 75))
+    assert trusting.last_timing["found_mm"] == 3.0  # 0 = always zoom
+
+
+def test_when_no_level_fits_the_budget_the_surface_nearest_the_click_is_refined():
+    from ctsam3d_nb.patches import origin_for
+
+    ct, organ = organ_ct(70)
+    pred = Predictor(RegionModel(), zoom(refine_budget=3)).set_volume(ct)
+    mask = pred.click((75, 75, 60))
+    found, refined = pred.last_timing["found_mm"], pred.last_timing["refined_mm"]
+    assert found >= 3.0 and refined == found / 2  # the level below the coarse one
+    f = int(refined / 1.5)
+    g = np.asarray(pred.object.clicks[0][1]) / f
+    tiles = [o for o in pred.object.masks.levels[f].probs if o != origin_for(g)]  # besides the zoom step
+    assert len(tiles) == 3
+    all_tiles = pred._surface_tiles(pred.object, f)
+    dist = lambda o: float(np.sum((np.asarray(o) + 31.5 - g) ** 2))  # noqa: E731
+    assert len(all_tiles) > 3 and max(dist(o) for o in tiles) <= sorted(dist(o) for o in all_tiles)[2] + 1e-6
+    assert dice(mask, organ) > 0.9
