@@ -4,6 +4,7 @@ Every field of :class:`~ctsam3d_nb.training.TrainConfig` is a flag, e.g.::
 
     python -m ctsam3d_nb.train --model nano --steps 2000 --out-dir runs/nano
     torchrun --nproc_per_node 4 -m ctsam3d_nb.train --model tiny --batch-size 6 --click-rounds 5
+    python -m ctsam3d_nb.train --preset gpu-9min --out-dir runs/gpu     # one large GPU, 9 minutes
 
 Runs resume from ``<out-dir>/last.pt`` unless ``--no-resume``. An out-dir holding files a run did
 not write (your own config.json or model.pt, ...) is refused unless ``--overwrite``.
@@ -19,12 +20,15 @@ import json
 import sys
 
 from .training import TrainConfig, train
+from .training.config import PRESETS
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Train CT-SAM3D with simulated clicks.",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--config", help="a config.json to start from (flags override it)")
+    ap.add_argument("--preset", choices=sorted(PRESETS),
+                    help="a named starting point (flags override it), e.g. gpu-9min: one large GPU, 9 minutes")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -49,9 +53,11 @@ def main(argv=None) -> int:
     """Command-line entry point; returns the exit status (2: a user error, printed as one ``error:`` line)."""
     ap = _parser()
     args = vars(ap.parse_args(argv))
-    path = args.pop("config")
+    path, preset = args.pop("config"), args.pop("preset")
     try:
         cfg = TrainConfig.load(path) if path else TrainConfig()
+        if preset:
+            cfg = dataclasses.replace(cfg, **PRESETS[preset])
         cfg = dataclasses.replace(cfg, **{k: v for k, v in args.items() if v is not None})
     except (ValueError, TypeError, OSError) as e:
         return _error(e)  # TrainConfig.validate refused a value: nothing is written

@@ -308,3 +308,27 @@ def test_first_clicks_follow_the_sample_kind():
     assert labels == [[1], [1], [1], []] and pts[3] == []
     assert prior[1][pts[1][0]] and gt[0][pts[0][0]]
     assert gt[2][pts[2][0]] and not prior[2][pts[2][0]]  # the click goes to the missed half
+
+
+@pytest.mark.slow
+def test_gpu_preset_smoke_on_cpu_with_workers_and_a_time_limit(tmp_path):
+    """The one-GPU preset, shrunk to run on CPU: data workers, a time limit, timed checkpoints, model.pt."""
+    from ctsam3d_nb.train import main
+    from ctsam3d_nb.training.config import PRESETS
+
+    assert PRESETS["gpu-9min"]["device"] == "cuda" and PRESETS["gpu-9min"]["max_minutes"] <= 9
+    out = tmp_path / "gpu"
+    argv = ["--preset", "gpu-9min", "--device", "cpu", "--out-dir", str(out), "--steps", "2", "--batch-size", "1",
+            "--workers", "1", "--phantom-shape", "[96,96,96]", "--pool-size", "1", "--log-every", "1",
+            "--real-weight", "0", "--save-every-s", "0.001", "--click-rounds", "2"]
+    assert main(argv) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 2 and state["trained_s"] > 0
+    model = load_model(out / "model.pt", device="cpu")
+    assert model.config.name == "nano"
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2]
+    # a time limit stops the run early, with last.pt and model.pt written; the schedule follows the time
+    limited = tmp_path / "limited"
+    assert main(argv[:5] + [str(limited)] + argv[6:] + ["--steps", "50", "--max-minutes", "0.0001"]) == 0
+    assert torch.load(limited / "last.pt", weights_only=True)["step"] == 1 and (limited / "model.pt").exists()

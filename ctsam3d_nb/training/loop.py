@@ -129,10 +129,13 @@ def clip_gradients(model, max_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.nn.utils.clip_grad_norm_(rest, max_norm), torch.nn.utils.clip_grad_norm_(cpp, max_norm))
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
+def _lr(cfg: TrainConfig, step: int, time_fraction: float | None = None) -> float:
+    """Warm-up over steps, then cosine decay over the steps (or over the time limit's fraction)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if time_fraction is not None:
+        t = time_fraction
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
@@ -151,6 +154,32 @@ def _sources(cfg: TrainConfig):
         raise ValueError("no training data: set phantom_weight > 0, real_pairs + real_weight, folder, "
                          "or dataset + dataset_root")
     return sources
+
+
+class _SampleStream(torch.utils.data.IterableDataset):
+    """Batches of samples cut in DataLoader worker processes (``cfg.workers``): each worker draws its own
+    stream (sampler rank ``rank * 1000 + worker``), starting where a resumed run left off."""
+
+    def __init__(self, cfg: TrainConfig, sources, rank: int, start_step: int):
+        self.cfg, self.sources, self.rank, self.start = cfg, sources, rank, start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        sampler = _sampler(self.cfg, self.sources, self.rank * 1000 + worker)
+        count = self.start * self.cfg.batch_size // n
+        while True:
+            yield [sampler.sample(count + i) for i in range(self.cfg.batch_size)]
+            count += self.cfg.batch_size
+
+
+def _sampler(cfg: TrainConfig, sources, rank: int) -> PatchSampler:
+    return PatchSampler(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
+                        refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
+                        p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
+                        large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml,
+                        p_multiscale=cfg.p_multiscale, max_scale=cfg.max_scale, p_zoom_prior=cfg.p_zoom_prior,
+                        p_refine_prior=cfg.p_refine_prior)
 
 
 def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
@@ -188,13 +217,14 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = 0
+    start, trained_s = 0, 0.0
     last = out / "last.pt"
     if cfg.resume and last.exists():
         state = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
+        trained_s = float(state.get("trained_s", 0.0))
     elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
         from ..checkpoint import load_model
 
@@ -206,24 +236,39 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    sampler = PatchSampler(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
-                           refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
-                           p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
-                           large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml,
-                           p_multiscale=cfg.p_multiscale, max_scale=cfg.max_scale, p_zoom_prior=cfg.p_zoom_prior,
-                           p_refine_prior=cfg.p_refine_prior)
+    if cfg.workers:  # patches are cut in worker processes while the model trains
+        stream = iter(torch.utils.data.DataLoader(_SampleStream(cfg, sources, rank, start), batch_size=None,
+                                                  num_workers=cfg.workers, collate_fn=lambda x: x,
+                                                  prefetch_factor=4, persistent_workers=True))
+        next_samples = lambda step: next(stream)  # noqa: E731
+    else:  # in this process: the data stream is a pure function of the step (exact resume)
+        sampler = _sampler(cfg, sources, rank)
+        next_samples = lambda step: [sampler.sample(step * cfg.batch_size + i)  # noqa: E731
+                                     for i in range(cfg.batch_size)]
+    limit_s = cfg.max_minutes * 60
+    t0, t_saved = time.perf_counter(), time.perf_counter()
+
+    def save(done):
+        tmp = last.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                    "trained_s": trained_s + time.perf_counter() - t0, "config": dataclasses.asdict(cfg)}, tmp)
+        os.replace(tmp, last)
+
     metrics_file = out / "metrics.jsonl"
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and rank == 0),
                desc=f"train {cfg.model}")
     t_last, n_last = time.perf_counter(), 0
     model.train()
+    done = start
     for step in bar:
         rng = np.random.default_rng([cfg.seed, rank, step, 3])
         torch.manual_seed(cfg.seed * 7919 + step * 31 + rank)
-        samples = [sampler.sample(step * cfg.batch_size + i) for i in range(cfg.batch_size)]
+        samples = next_samples(step)
         batch = _collate(samples, cfg, rng, device, model.config.cpp_sigma)
+        elapsed = trained_s + time.perf_counter() - t0
+        fraction = min(1.0, elapsed / limit_s) if limit_s else None
         for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
+            g["lr"] = _lr(cfg, step, fraction)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss, metrics = step_module(batch, rng)
         loss.backward()
@@ -234,7 +279,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             now = time.perf_counter()
-            metrics.update(step=done, lr=_lr(cfg, step), grad_norm=float(gnorm), grad_norm_cpp=float(gnorm_cpp),
+            metrics.update(step=done, lr=_lr(cfg, step, fraction), grad_norm=float(gnorm), grad_norm_cpp=float(gnorm_cpp),
                            patches_per_s=n_last / (now - t_last), time=time.time())
             t_last, n_last = now, 0
             with open(metrics_file, "a") as f:
@@ -242,16 +287,22 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", dice=f"{metrics[f'dice_r{cfg.click_rounds}']:.2f}")
             for cb in callbacks:
                 cb(done, metrics)
-        if rank == 0 and (done % cfg.save_every == 0 or done == cfg.steps):
-            tmp = last.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
-                        "config": dataclasses.asdict(cfg)}, tmp)
-            os.replace(tmp, last)
+        out_of_time = bool(limit_s) and trained_s + time.perf_counter() - t0 >= limit_s
+        if distributed and limit_s:  # every rank stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        timed_save = bool(cfg.save_every_s) and time.perf_counter() - t_saved >= cfg.save_every_s
+        if rank == 0 and (done % cfg.save_every == 0 or done == cfg.steps or out_of_time or timed_save):
+            save(done)
+            t_saved = time.perf_counter()
+        if out_of_time:
+            break
     if rank == 0:
         from ..checkpoint import save_checkpoint
 
         save_checkpoint(model, out / "model.pt", overwrite=True, metadata={
-            "training": {"config": dataclasses.asdict(cfg), "steps": cfg.steps, "world_size": world}})
+            "training": {"config": dataclasses.asdict(cfg), "steps": done, "world_size": world}})
     if distributed:
         dist.barrier()
     return model
