@@ -16,6 +16,7 @@ from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .clicks import first_click, next_click
 from .grid import HU_WINDOW, MODEL_SPACING, ModelGrid, normalize_hu
 from .io import CTLoadError, HUWarning, list_dicom_series, load_ct, load_labels, mask_to_image, save_mask
+from .meshes import export_mesh, mask_mesh
 from .modeling import MODEL_CONFIGS, build_model
 from .phantom import make_phantom
 from .predictor import Predictor
@@ -37,6 +38,7 @@ __all__ = [
     "Predictor",
     "Sample",
     "build_model",
+    "export_mesh",
     "first_click",
     "list_dicom_series",
     "load_ct",
@@ -44,6 +46,7 @@ __all__ = [
     "load_model",
     "load_sample",
     "make_phantom",
+    "mask_mesh",
     "mask_to_image",
     "next_click",
     "normalize_hu",
