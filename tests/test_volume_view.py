@@ -84,7 +84,9 @@ def test_label_map_surfaces_sit_at_the_physical_position():
     assert 3.0 <= y.min() <= 4.0 and 10.0 <= y.max() <= 11.0  # z 2..5 at 2 mm: 3 .. 11 mm (head = +y)
     assert -8.5 <= z.min() <= -8.0 and -3.0 <= z.max() <= -2.5  # y 3..8 at 1 mm: anterior = -posterior
     limits = [view.figure.xlim, view.figure.ylim, view.figure.zlim]
-    assert len({round(hi - lo, 6) for lo, hi in limits}) == 1  # same range on every axis: physical aspect
+    ranges = np.array([hi - lo for lo, hi in limits])
+    assert np.allclose(ranges, [14 * 0.5, 10 * 2.0, 12 * 1.0])  # the CT's own box (x = 14 voxels of 0.5 mm, ...)
+    assert np.allclose(np.asarray(view.figure.box_size) * ranges.max(), ranges)  # drawn in proportion: physical aspect
 
 
 def test_large_masks_are_downsampled_and_ct_render_is_optional():
@@ -122,3 +124,63 @@ def test_real_label_map_gives_one_surface_per_structure(real_ct_dir):
     present = set(np.unique(labels).tolist()) - {0}
     assert set(view.meshes) == present and len(view.figure.meshes) == len(present)
     assert "liver" in view.legend.value
+
+
+# ---------------------------------------------------------------------------- widget, fallback, meshes
+def test_volume_view_is_a_widget_that_fits_in_a_layout():
+    import ipywidgets as W
+
+    view = VolumeView(np.zeros((4, 5, 6), bool))
+    box = W.HBox([view, view.widget])
+    assert box.children[0] is view and view.widget is view and view.backend == "ipyvolume"
+    assert view._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
+    with pytest.raises(ValueError, match="backend"):
+        VolumeView(np.zeros((4, 5, 6), bool), backend="webgl")
+
+
+def test_static_picture_when_ipyvolume_cannot_be_used(monkeypatch):
+    from ctsam3d_nb.viewer import volume_view
+
+    ct = two_blocks_ct()
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[6:14, 8:16, 8:20] = by_name("liver").id
+    chosen = VolumeView(labels, ct, backend="static")
+    assert chosen.backend == "static" and chosen.figure is None and chosen.children[0] is chosen.image
+    assert chosen.image.value[:8] == b"\x89PNG\r\n\x1a\n" and "liver" in chosen.legend.value
+    assert set(chosen.meshes) == {by_name("liver").id}
+
+    def broken():
+        raise ImportError("No module named 'ipyvolume'")
+
+    monkeypatch.setattr(volume_view, "_ipv", broken)
+    auto = VolumeView(labels, ct, show_ct=True)
+    assert auto.backend == "static" and "ipyvolume" in auto.legend.value and "CT volume render" in auto.legend.value
+    before = auto.image.value
+    labels[21:25, 2:5, 2:6] = by_name("spleen").id
+    auto.update(labels=labels, colors={by_name("liver").id: by_name("liver").color,
+                                       by_name("spleen").id: by_name("spleen").color})
+    assert auto.image.value != before and "spleen" in auto.legend.value
+    with pytest.raises(ImportError, match="ipyvolume"):
+        VolumeView(labels, ct, backend="ipyvolume")
+
+
+def test_static_view_follows_the_slice_viewer(monkeypatch):
+    ct = two_blocks_ct()
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    view = VolumeView(pred, backend="static")
+    viewer = SliceViewer(ct, pred, volume_view=view)
+    viewer.click((10, 12, 14))
+    assert len(view.meshes) == 1
+    viewer.undo_button.click()
+    assert len(view.meshes) == 0 and "no masks" in view.legend.value
+
+
+def test_3d_surfaces_are_watertight():
+    ct = two_blocks_ct()
+    rng = np.random.default_rng(0)
+    labels = (rng.random(ct.shape) > 0.6).astype(np.uint8) * by_name("liver").id  # many touching voxels
+    view = VolumeView(labels, ct)
+    (x, y, z, tris, rgb), = view.surfaces().values()
+    edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), 1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert np.all(counts == 2)

@@ -8,7 +8,8 @@
   coordinates ``(xdata, ydata)`` of one view and voxel indices ``(z, y, x)`` of
   the ORIGINAL CT array.
 * :func:`predictor_labels` / :func:`label_colors`: what the overlays show, in which colours.
-* :func:`mask_surface` turns a binary mask into a triangle mesh (surface nets).
+* :func:`downsample_mask` any-pools a mask for the 3D view; :func:`mask_surface` (from
+  :mod:`ctsam3d_nb.meshes`: scikit-image marching cubes) turns it into a closed triangle mesh.
 
 The three views show slices of the canonical array with ``imshow``'s default
 extent, so pixel ``(row, col)`` is centred on data coordinates ``(col, row)``:
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..anatomy import color_lut
+from ..meshes import mask_surface
 
 __all__ = [
     "VIEWS",
@@ -42,6 +44,8 @@ __all__ = [
     "voxel_to_data",
     "predictor_labels",
     "label_colors",
+    "predictor_legend",
+    "labels_legend",
     "downsample_mask",
     "mask_surface",
 ]
@@ -215,6 +219,30 @@ def predictor_labels(predictor):
     return predictor.label_map, {o.label_id: o.color for o in objs}
 
 
+def predictor_legend(predictor) -> list[tuple[int, str, tuple[int, int, int], bool]]:
+    """``(label value, name, rgb, is_current)`` per object, label values as :func:`predictor_labels` draws them."""
+    objs = predictor.objects
+    return [(1 if len(objs) == 1 else o.label_id, o.name, tuple(int(c) for c in o.color), i == predictor.current)
+            for i, o in enumerate(objs)]
+
+
+def labels_legend(ids, lut: np.ndarray, names: dict | None = None) -> list[tuple[int, str, tuple[int, int, int], bool]]:
+    """``(label value, name, rgb, False)`` per non-zero id: names from ``names``, else the ontology, else "label i"."""
+    from ..anatomy import by_id
+
+    out = []
+    for i in sorted(int(i) for i in ids if i > 0):
+        name = (names or {}).get(i)
+        if name is None:
+            try:
+                name = by_id(i).name
+            except KeyError:
+                name = f"label {i}"
+        rgb = tuple(int(c) for c in lut[i, :3]) if i < len(lut) else (255, 64, 64)
+        out.append((i, str(name), rgb, False))
+    return out
+
+
 def label_colors(n: int, colors: dict | None = None, alpha: float = 0.45) -> np.ndarray:
     """RGBA uint8 lookup table ``(n, 4)``: ontology colours, ``colors`` overrides, 0 transparent."""
     base = color_lut()
@@ -241,59 +269,3 @@ def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
     m = np.pad(m, [(0, (-n) % f) for n in m.shape])
     z, y, x = (n // f for n in m.shape)
     return m.reshape(z, f, y, f, x, f).any(axis=(1, 3, 5))
-
-
-# the 12 edges of a cell, as pairs of corner numbers (corner = 4*dz + 2*dy + dx)
-_CORNERS = np.array(list(itertools.product((0, 1), repeat=3)))
-_EDGES = np.array([(a, b) for a in range(8) for b in range(a + 1, 8)
-                   if np.abs(_CORNERS[a] - _CORNERS[b]).sum() == 1])
-
-
-def mask_surface(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed triangle surface around the True voxels of a 3D bool mask (naive surface nets).
-
-    One vertex per 2x2x2 cell straddling the boundary, at the mean of its edge
-    crossings; one quad (two triangles) per boundary between a voxel and its
-    neighbour. Triangles wind counter-clockwise seen from outside.
-
-    Returns:
-        ``verts`` float32 ``(N, 3)`` in voxel index units ``(z, y, x)`` of ``mask``,
-        and ``triangles`` uint32 ``(M, 3)``. Both are empty if the mask is empty.
-    """
-    mask = np.asarray(mask, bool)
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be 3D (z, y, x), got shape {mask.shape}")
-    m = np.pad(mask, 1)
-    cells = np.zeros(tuple(n - 1 for n in m.shape), np.uint8)
-    for dz, dy, dx in _CORNERS:
-        cells += m[dz:dz + cells.shape[0], dy:dy + cells.shape[1], dx:dx + cells.shape[2]]
-    active = np.flatnonzero((cells > 0) & (cells < 8))
-    if active.size == 0:
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32)
-    idx = np.stack(np.unravel_index(active, cells.shape), 1)
-    corner_vals = np.stack([m[idx[:, 0] + dz, idx[:, 1] + dy, idx[:, 2] + dx] for dz, dy, dx in _CORNERS], 1)
-    crossing = corner_vals[:, _EDGES[:, 0]] != corner_vals[:, _EDGES[:, 1]]  # (K, 12)
-    mids = (_CORNERS[_EDGES[:, 0]] + _CORNERS[_EDGES[:, 1]]) / 2.0  # (12, 3)
-    offset = crossing @ mids / crossing.sum(1, keepdims=True)
-    verts = (idx + offset - 1.0).astype(np.float32)  # -1: undo the padding
-
-    tris = []
-    for a in range(3):
-        b, c = [ax for ax in range(3) if ax != a]
-        lo = m[tuple(slice(0, -1) if ax == a else slice(None) for ax in range(3))]
-        hi = m[tuple(slice(1, None) if ax == a else slice(None) for ax in range(3))]
-        p = np.argwhere(lo != hi)  # voxel p and p + e_a differ
-        if p.size == 0:
-            continue
-        eb, ec = np.eye(3, dtype=np.int64)[b], np.eye(3, dtype=np.int64)[c]
-        ring = [p, p - eb, p - eb - ec, p - ec]  # the 4 cells around the edge, in order
-        ids = [np.searchsorted(active, np.ravel_multi_index(q.T, cells.shape)) for q in ring]
-        quad = np.stack(ids, 1)
-        inside_first = lo[tuple(p.T)]
-        # (b, c, a) cyclic => ring order turns positively about +a; face outward
-        if (b, c) == ((a + 1) % 3, (a + 2) % 3):
-            inside_first = ~inside_first
-        quad[inside_first] = quad[inside_first][:, ::-1]
-        tris.append(quad[:, [0, 1, 2]])
-        tris.append(quad[:, [0, 2, 3]])
-    return verts, np.concatenate(tris).astype(np.uint32)

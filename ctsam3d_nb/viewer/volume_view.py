@@ -1,15 +1,19 @@
-"""`VolumeView`: the masks as 3D surfaces (ipyvolume), optionally over a CT volume render.
+"""`VolumeView`: the masks as 3D surfaces (ipyvolume), or a static picture where ipyvolume cannot render.
 
-    view = VolumeView(predictor)          # or VolumeView(label_map, ct)
-    view                                  # displays the ipyvolume Figure widget
+    view = VolumeView(predictor)          # an ipywidgets VBox: display it, or HBox([viewer, view])
     view.update()                         # after clicks; SliceViewer(..., volume_view=view) does it for you
+    VolumeView(predictor, backend="static")   # a matplotlib picture (PNG): no WebGL or no ipyvolume front-end
 
-Surfaces come from :func:`.geometry.mask_surface` (surface nets in numpy: ipyvolume's
-``plot_isosurface`` needs scikit-image, which we do not depend on), on masks any-pooled
-so no axis exceeds ``max_size``. The scene is in millimetres with the patient seen
-from the front: x = patient left, y = head, z = anterior (a right-handed frame, so
-nothing is mirrored); all three axes have the same range, so the aspect is physical.
+Surfaces come from :func:`ctsam3d_nb.meshes.mask_surface` (scikit-image marching cubes:
+closed meshes) on masks any-pooled so no axis exceeds ``max_size``. The scene is in millimetres
+with the patient seen from the front: x = patient left, y = head, z = anterior (a right-handed
+frame, so nothing is mirrored); the box has the CT's proportions (``Figure.box_size``), so the
+aspect is physical and a thin scan is a slab, not a slab in an empty cube.
 The Figure widget itself is displayed: ``ipv.show()``'s control panel fails in JupyterLab 4.
+
+``backend="auto"`` (default) uses ipyvolume and falls back to the static picture when ipyvolume
+cannot be imported or its Figure cannot be created (the legend says why). A browser without
+WebGL cannot be detected from Python: choose ``backend="static"`` there.
 """
 from __future__ import annotations
 
@@ -19,9 +23,13 @@ import ipywidgets as W
 import numpy as np
 
 from ..volume import CTVolume
-from .geometry import Orientation, downsample_mask, label_colors, mask_surface, predictor_labels
+from ..meshes import mask_surface
+from .geometry import Orientation, downsample_mask, label_colors, predictor_labels
 
-__all__ = ["VolumeView"]
+__all__ = ["VolumeView", "BACKENDS"]
+
+BACKENDS = ("auto", "ipyvolume", "static")
+_CAMERA_AZIMUTH, _CAMERA_ELEVATION = 20.0, 20.0  # degrees: from the front, towards the patient's left, above
 
 
 def _ipv():
@@ -44,70 +52,103 @@ def _bboxes(labels_c: np.ndarray, ids=None) -> dict:
             for i, sl in enumerate(found) if sl is not None and (wanted is None or i + 1 in wanted)}
 
 
-class VolumeView:
-    """The current masks as coloured 3D surfaces, updated on demand.
+class VolumeView(W.VBox):
+    """The current masks as coloured 3D surfaces, updated on demand; an ``ipywidgets.VBox``.
 
     Args:
         predictor_or_labels: a :class:`~ctsam3d_nb.predictor.Predictor` (its objects are shown),
             or a label map / bool mask on the CT grid ``(z, y, x)``.
         ct: the CT the labels belong to (spacing and orientation); default: the predictor's.
             Without it, unit spacing and the array axes as given.
-        show_ct: also volume-render the CT, strided so no axis exceeds ``ct_size``.
-        max_size: masks are any-pooled by an integer factor until no axis exceeds this.
-        width, height: pixel size of the 3D canvas.
+        show_ct: also volume-render the CT, strided so no axis exceeds ``ct_size`` (ipyvolume only).
+        max_size: masks are any-pooled by an integer factor until no axis exceeds this
+            (default 128 with ipyvolume, 64 for the static picture).
+        width, height: pixel size of the 3D canvas or picture.
         ct_window: HU range ``(low, high)`` mapped onto the volume render's transfer function.
         ct_size: largest axis of the volume-rendered CT.
+        backend: "auto" (ipyvolume, else the static picture), "ipyvolume" (errors if it cannot
+            be used) or "static" (a matplotlib PNG, re-rendered by :meth:`update`).
 
     Attributes:
-        figure: the ``ipyvolume.Figure`` widget (``figure.meshes``: one Mesh per label shown).
+        backend: the backend in use, "ipyvolume" or "static".
+        figure: the ``ipyvolume.Figure`` widget (``figure.meshes``: one Mesh per label shown); None when static.
+        image: the ``ipywidgets.Image`` of the static picture; None with ipyvolume.
+        meshes: label value -> ipyvolume Mesh (static: -> surface tuple), for every label shown.
     """
 
     def __init__(self, predictor_or_labels, ct: CTVolume | None = None, show_ct: bool = False,
-                 max_size: int = 128, width: int = 420, height: int = 420, ct_window=(-300, 1200),
-                 ct_size: int = 128):
-        ipv = _ipv()
+                 max_size: int | None = None, width: int = 420, height: int = 420, ct_window=(-300, 1200),
+                 ct_size: int = 128, backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         src = predictor_or_labels
-        self.predictor = src if hasattr(src, "objects") and hasattr(src, "label_map") else None
-        if self.predictor is not None:
-            ct = ct if ct is not None else self.predictor.ct
+        predictor = src if hasattr(src, "objects") and hasattr(src, "label_map") else None
+        labels, colors = None, {}
+        if predictor is not None:
+            ct = ct if ct is not None else predictor.ct
             if ct is None:
                 raise RuntimeError("the predictor has no volume: call predictor.set_volume(ct) first")
-            self._labels, self._colors = None, {}
         else:
-            self._labels = np.asarray(src)
-            if self._labels.ndim != 3 or self._labels.dtype.kind not in "biu":
+            labels = np.asarray(src)
+            if labels.ndim != 3 or labels.dtype.kind not in "biu":
                 raise ValueError(f"expected a Predictor or a 3D bool/integer label map, got "
-                                 f"{type(src).__name__} {getattr(self._labels, 'shape', '')}")
-            self._colors = {1: (255, 64, 64)} if self._labels.dtype == bool else {}
+                                 f"{type(src).__name__} {getattr(labels, 'shape', '')}")
+            colors = {1: (255, 64, 64)} if labels.dtype == bool else {}
         if ct is not None and not isinstance(ct, CTVolume):
             raise TypeError(f"ct= must be a CTVolume, got {type(ct).__name__}")
-        shape = ct.shape if ct is not None else self._labels.shape
-        if self._labels is not None and self._labels.shape != shape:
-            raise ValueError(f"labels shape {self._labels.shape} differs from the CT's {shape} (z, y, x)")
-        self.ct, self.max_size = ct, int(max_size)
+        shape = ct.shape if ct is not None else labels.shape
+        if labels is not None and labels.shape != shape:
+            raise ValueError(f"labels shape {labels.shape} differs from the CT's {shape} (z, y, x)")
+        if show_ct and ct is None:
+            raise ValueError("show_ct=True needs ct=")
+        figure, why = None, ""
+        if backend != "static":
+            try:
+                figure = _ipv().Figure(width=int(width), height=int(height))
+            except Exception as e:  # not installed, or it cannot build its widget here
+                if backend == "ipyvolume":
+                    raise
+                why = f"{type(e).__name__}: {e}"
+        super().__init__()
+        self.add_class("ctsam3d-volume-view")
+        self.predictor, self._labels, self._colors = predictor, labels, colors
+        self.backend = "ipyvolume" if figure is not None else "static"
+        self.ct, self.figure, self.image, self.volume = ct, figure, None, None
+        self.max_size = int(max_size) if max_size is not None else (128 if figure is not None else 64)
         self.orient = (Orientation.from_ct(ct) if ct is not None
                        else Orientation(tuple(shape), (0, 1, 2), (False, False, False), (1.0, 1.0, 1.0)))
-        self.figure = ipv.Figure(width=int(width), height=int(height))
-        self._set_limits()
-        self.meshes: dict[int, object] = {}  # label value -> ipyvolume Mesh
+        self.meshes: dict[int, object] = {}  # label value -> ipyvolume Mesh (static: surface tuple)
         self.legend = W.HTML()
         self.legend.add_class("ctsam3d-volume-legend")
-        self._widget = W.VBox([self.figure, self.legend])
-        if show_ct:
-            if ct is None:
-                raise ValueError("show_ct=True needs ct=")
-            self._add_ct(ct_window, int(ct_size))
+        self._note = ""
+        if figure is not None:
+            self._set_limits()
+            if show_ct:
+                self._add_ct(ct_window, int(ct_size))
+            view = figure
+        else:
+            self.image = W.Image(format="png", layout=W.Layout(width=f"{int(width)}px", height="auto"))
+            self.image.add_class("ctsam3d-volume-static")
+            self._size_px = (int(width), int(height))
+            reasons = [f"ipyvolume is not usable here ({html.escape(why)})" if why else "",
+                       "the CT volume render needs ipyvolume" if show_ct else ""]
+            self._note = "static picture" + "".join(f"; {r}" for r in reasons if r)
+            view = self.image
+        self.children = [view, self.legend]
         self.update()
 
     @property
     def widget(self):
-        """The top-level widget: the ipyvolume Figure and a colour legend."""
-        return self._widget
+        """The view itself (an ``ipywidgets.VBox``: the 3D figure or picture, and a colour legend)."""
+        return self
 
     def _ipython_display_(self):
         from IPython.display import display
 
-        display(self._widget)
+        display(self._repr_mimebundle_(), raw=True)
+
+    def __repr__(self) -> str:
+        return f"VolumeView(backend={getattr(self, 'backend', None)!r}, labels={sorted(getattr(self, 'meshes', {}))})"
 
     def show(self):
         """Display the view in the current notebook cell."""
@@ -119,13 +160,29 @@ class VolumeView:
         sz, sy, sx = self.orient.spacing
         return canon_zyx[:, 2] * sx, canon_zyx[:, 0] * sz, -canon_zyx[:, 1] * sy
 
-    def _set_limits(self):
+    def _scene_box(self, equal: bool = True):
+        """``[(lo, hi)] * 3``: the CT's box in scene mm; ``equal``: each axis widened to the longest
+        (ipyvolume draws a cube, so equal ranges keep the physical aspect)."""
         n = np.asarray(self.orient.shape, float)
         corners = np.array([[-0.5] * 3, n - 0.5])
         x, y, z = self._to_scene(corners)
+        if not equal:
+            return [(float(v.min()), float(v.max())) for v in (x, y, z)]
         centre = [v.mean() for v in (x, y, z)]
         half = max(np.ptp(v) for v in (x, y, z)) / 2
-        self.figure.xlim, self.figure.ylim, self.figure.zlim = ([c - half, c + half] for c in centre)
+        return [(c - half, c + half) for c in centre]
+
+    def _set_limits(self):
+        """The CT's own box on each axis, and ``box_size`` in the same proportions: physical aspect
+        without an empty cube around a thin scan (ipyvolume scales its unit box by ``box_size``)."""
+        box = self._scene_box(equal=False)
+        self.figure.xlim, self.figure.ylim, self.figure.zlim = ([lo, hi] for lo, hi in box)
+        ranges = np.array([hi - lo for lo, hi in box])
+        self.figure.box_size = [float(r) for r in ranges / ranges.max()]
+        # seen from the front-left and a little above (as ipv.view(20, 20)): a thin slab is not edge-on
+        r = float(np.linalg.norm(self.figure.camera.position))
+        az, el = np.radians(_CAMERA_AZIMUTH), np.radians(_CAMERA_ELEVATION)
+        self.figure.camera.position = (r * np.sin(az) * np.cos(el), r * np.sin(el), r * np.cos(az) * np.cos(el))
 
     def _add_ct(self, window, size):
         ipv = _ipv()
@@ -185,11 +242,23 @@ class VolumeView:
     def update(self, labels=None, colors=None):
         """Recompute the surfaces: from ``labels`` (CT grid) if given, else from the predictor.
 
-        Existing Mesh widgets are updated in place; labels that vanished are removed.
+        ipyvolume: existing Mesh widgets are updated in place; labels that vanished are removed.
+        Static: the picture is drawn again.
         """
-        ipv = _ipv()
         surf = self.surfaces(labels, colors)
         names = self._names(surf)
+        if self.figure is None:
+            self.meshes = dict(surf)
+            self.image.value = render_static(surf, self._scene_box(equal=False), self._size_px)
+        else:
+            self._update_ipv(surf, names)
+        items = [f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {html.escape(names[i])}"
+                 for i, (*_, (r, g, b)) in surf.items()]
+        text = " &nbsp; ".join(items) or "<i>no masks yet</i>"
+        self.legend.value = text + (f" <span style='opacity:.6'>({self._note})</span>" if self._note else "")
+
+    def _update_ipv(self, surf, names):
+        ipv = _ipv()
         for i in list(self.meshes):
             if i not in surf:
                 del self.meshes[i]
@@ -203,9 +272,6 @@ class VolumeView:
                     mesh.x, mesh.y, mesh.z, mesh.triangles, mesh.color = x, y, z, tris, color
                     mesh.description = names[i]
         self.figure.meshes = list(self.meshes.values())
-        items = [f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {html.escape(names[i])}"
-                 for i, (*_, (r, g, b)) in surf.items()]
-        self.legend.value = " &nbsp; ".join(items) or "<i>no masks yet</i>"
 
     def _names(self, surf) -> dict:
         """Label value → display name: the predictor's object names, else ontology names."""
@@ -222,3 +288,32 @@ class VolumeView:
                 except KeyError:
                     names[i] = f"label {i}"
         return names
+
+
+def render_static(surfaces: dict, box, size_px=(420, 420)) -> bytes:
+    """PNG of surfaces ``{label: (x, y, z, triangles, rgb)}`` in scene mm (x = left, y = head,
+    z = anterior), seen from the front-left and above, with shading. ``box``: the scene limits
+    ``[(lo, hi)] * 3``, drawn in their physical proportions (a thin scan is a slab, with no empty cube)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LightSource
+    from matplotlib.figure import Figure
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    fig = Figure(figsize=(size_px[0] / 100, size_px[1] / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1), projection="3d")
+    # matplotlib's z is up: plot (x, -z, y) = (left, posterior, head), i.e. LPS, seen from the front
+    for x, y, z, tris, rgb in surfaces.values():
+        pts = np.stack([x, -z, y], 1)
+        ax.add_collection3d(Poly3DCollection(pts[tris], facecolors=np.asarray(rgb) / 255.0, shade=True,
+                                             lightsource=LightSource(azdeg=225, altdeg=45), linewidths=0))
+    (x0, x1), (y0, y1), (z0, z1) = box
+    ax.set(xlim=(x0, x1), ylim=(-z1, -z0), zlim=(y0, y1))
+    ax.set_box_aspect((x1 - x0, z1 - z0, y1 - y0))  # physical proportions
+    ax.view_init(elev=_CAMERA_ELEVATION, azim=-90 + _CAMERA_AZIMUTH)  # as the ipyvolume camera
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
