@@ -15,10 +15,13 @@ from .volume import CTVolume
 
 __all__ = ["WINDOWS", "canonical_view", "render_orthogonal"]
 
-WINDOWS = {  # name: (level, width) in HU
-    "soft_tissue": (40, 400),
+WINDOWS = {  # name: (level, width) in HU; the usual teaching windows (e.g. Radiopaedia's "Windowing (CT)")
+    "soft_tissue": (40, 400),  # abdomen and pelvis
     "lung": (-600, 1500),
     "bone": (400, 1800),
+    "liver": (30, 150),  # narrow: small density differences of liver lesions
+    "brain": (40, 80),
+    "mediastinum": (50, 350),
     "model": (50, 350),  # what the model sees: [-125, 225]
 }
 

@@ -2,17 +2,23 @@
 
     from ctsam3d_nb.viewer import SliceViewer, VolumeView
     %matplotlib widget                                   # so that clicks reach Python
-    view3d = VolumeView(predictor)
+    view3d = VolumeView(predictor)                       # backend="static": a PNG where ipyvolume cannot render
     viewer = SliceViewer(ct, predictor, volume_view=view3d)
     viewer                                               # left click = include, right click = exclude
+    HBox([viewer, view3d])                               # both are ipywidgets boxes: put them in any layout
+    viewer.save_figure("views.png"); viewer.export_mesh("liver.stl")
 
-The pixel ↔ voxel geometry lives in :mod:`ctsam3d_nb.viewer.geometry` (plain
-functions, tested without a display). ``VolumeView`` imports ipyvolume only when used.
+The pixel ↔ voxel geometry lives in :mod:`ctsam3d_nb.viewer.geometry` and the view sizes in
+:mod:`ctsam3d_nb.viewer.layout` (plain functions, tested without a display). ``VolumeView``
+imports ipyvolume only when used.
 """
+from .canvas import ipympl_active
 from .geometry import VIEWS, Orientation, data_to_voxel, voxel_to_data
-from .slice_viewer import SliceViewer, ipympl_active
+from .layout import plan_views
+from .slice_viewer import SliceViewer
 
-__all__ = ["SliceViewer", "VolumeView", "Orientation", "VIEWS", "data_to_voxel", "voxel_to_data", "ipympl_active"]
+__all__ = ["SliceViewer", "VolumeView", "Orientation", "VIEWS", "data_to_voxel", "voxel_to_data", "ipympl_active",
+           "plan_views"]
 
 
 def __getattr__(name):

@@ -8,6 +8,9 @@ Views are the canonical LPS slices (see :mod:`.geometry`): radiological
 convention whatever the file's axis order, pixels with their physical shape.
 Every click - mouse, coordinate boxes or code - goes through :meth:`SliceViewer.click`;
 the display is then updated by ``set_data`` on the three current slices only.
+
+The viewer is an ``ipywidgets.VBox``: display it, or put it in your own layout
+(``HBox([viewer, view3d])``). View sizes come from :mod:`.layout` (plain functions).
 """
 from __future__ import annotations
 
@@ -16,45 +19,21 @@ import html
 import io
 from pathlib import Path
 
+import ipywidgets as W
 import numpy as np
 
 from ..session import ct_fingerprint
 from ..volume import CTVolume
+from .canvas import ipympl_active, new_figure
 from .controls import ControlsMixin
-from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, predictor_labels,
-                       view_aspect, view_layout, view_slice, voxel_to_data)
+from .exports import ExportMixin
+from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, labels_legend,
+                       predictor_labels, predictor_legend, view_layout, view_slice, voxel_to_data)
+from .layout import DEFAULT_WIDTH_PX, MAX_HEIGHT_PX, MIN_SIDE_PX, viewer_plan
 
 __all__ = ["SliceViewer", "ipympl_active"]
 
-IPYMPL_BACKENDS = ("module://ipympl.backend_nbagg", "widget", "ipympl")
 _EDGE_LETTERS = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}  # left, right, top, bottom
-
-def ipympl_active() -> bool:
-    """True if matplotlib's backend is ipympl (``%matplotlib widget``), so canvas clicks reach Python."""
-    import matplotlib
-
-    return matplotlib.get_backend() in IPYMPL_BACKENDS
-
-
-def _new_figure(figsize, interactive: bool):
-    """A Figure with an ipympl canvas (interactive) or an Agg canvas (rendered to PNG)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
-
-    with plt.ioff():  # never auto-displayed, never registered with pyplot (no leak, no double canvas)
-        fig = Figure(figsize=figsize)
-        if interactive:
-            from ipympl.backend_nbagg import Canvas, FigureManager
-
-            canvas = Canvas(fig)
-            FigureManager(canvas, 0)  # gives the canvas its toolbar (zoom, pan, save)
-            canvas.header_visible = canvas.resizable = False
-            canvas.capture_scroll = True  # the wheel changes slices, not the page
-        else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-            FigureCanvasAgg(fig)
-    return fig
 
 
 def zoom_note(timing: dict) -> str:
@@ -68,30 +47,59 @@ def zoom_note(timing: dict) -> str:
     return note + " (not refined: too large for the refine budget)"
 
 
-class SliceViewer(ControlsMixin):
+def _as_ct(ct) -> CTVolume:
+    """The CT a viewer shows: a CTVolume, or what ``load_ct`` reads without extra geometry."""
+    if isinstance(ct, CTVolume):
+        return ct
+    if isinstance(ct, np.ndarray):
+        raise TypeError("SliceViewer got a bare numpy array: its voxel size is unknown. Wrap it first: "
+                        "SliceViewer(load_ct(array, spacing=(z, y, x) mm), ...) (or affine= for nibabel/MONAI arrays)")
+    import SimpleITK as sitk
+
+    if isinstance(ct, (str, Path, sitk.Image)):
+        from ..io import load_ct
+
+        return load_ct(ct)
+    raise TypeError(f"SliceViewer needs a CTVolume (from load_ct), a path or a SimpleITK image, got "
+                    f"{type(ct).__name__}")
+
+
+class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
     """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
 
+    An ``ipywidgets.VBox``: the last expression of a cell displays it, and it can sit in any
+    ipywidgets layout (``HBox([viewer, view3d])``).
+
     Args:
-        ct: the CT (any axis order; shown in canonical LPS orientation).
+        ct: the CT (any axis order; shown in canonical LPS orientation): a CTVolume, a path or a
+            SimpleITK image (read by ``load_ct``). A numpy array needs its spacing: ``load_ct(array, spacing=...)``.
         predictor: a :class:`~ctsam3d_nb.predictor.Predictor`; its volume is set to ``ct`` if
             unset. Without one the viewer only navigates and shows ``labels``.
         labels: optional label map or bool mask on ``ct``'s grid ``(z, y, x)`` (plain viewer).
-        window: a name in ``render.WINDOWS`` or ``(level, width)`` in HU.
+        window: a name in ``render.WINDOWS`` (soft_tissue, lung, bone, liver, brain, mediastinum,
+            model) or ``(level, width)`` in HU.
         interactive: ipympl canvases that receive clicks; default: whether the ipympl backend
             is active. Otherwise the views are PNG images and coordinate boxes replace clicks.
         volume_view: a :class:`~ctsam3d_nb.viewer.VolumeView` to update after every change.
-        size: longest side of each view in inches (100 px per inch).
+        width: CSS pixels available for the three views side by side (default 820: the notebook
+            of a 1280-px window with JupyterLab's file browser open). Narrower output areas wrap
+            the views onto a new line; they are never cut or scrolled.
+        max_height: the tallest image, in pixels.
+        min_side: no image side is drawn shorter: a thin scan's coronal/sagittal strip is stretched
+            to this height (the view says "stretched ×k") so that it can be clicked.
         alpha: overlay opacity 0..1.
+        label_names: ``{label id: name}`` for the legend of ``labels`` (default: the ontology names).
 
     Example:
         >>> viewer = SliceViewer(ct, Predictor(load_model("nano")))   # doctest: +SKIP
         >>> viewer.click((60, 250, 200)); viewer.predictor.mask.sum()   # doctest: +SKIP
+        >>> HBox([viewer, VolumeView(viewer.predictor)])               # doctest: +SKIP
     """
 
     def __init__(self, ct: CTVolume, predictor=None, labels=None, window="soft_tissue", interactive=None,
-                 volume_view=None, size: float = 3.6, alpha: float = 0.45):
-        if not isinstance(ct, CTVolume):
-            raise TypeError(f"SliceViewer needs a CTVolume (from load_ct), got {type(ct).__name__}")
+                 volume_view=None, width: int = DEFAULT_WIDTH_PX, max_height: int = MAX_HEIGHT_PX,
+                 min_side: int = MIN_SIDE_PX, alpha: float = 0.45, label_names: dict | None = None):
+        ct = _as_ct(ct)
         if predictor is not None and labels is not None:
             raise ValueError("pass either predictor= (interactive segmentation) or labels= (plain viewer), not both")
         if predictor is not None:
@@ -101,33 +109,45 @@ class SliceViewer(ControlsMixin):
                 raise ValueError("the predictor holds another CT (its geometry or voxels differ from this one): "
                                  "clicks would segment a scan other than the one shown. Call "
                                  "predictor.set_volume(ct) first, or pass the CT it was set up with")
+        self._window_range(window)  # validates it before anything is built
+        orient = Orientation.from_ct(ct)
+        plan = viewer_plan(orient, width, max_height, min_side)  # validates the sizes
+        super().__init__()
+        self.add_class("ctsam3d-viewer")
         self.ct, self.predictor, self.volume_view = ct, predictor, volume_view
-        self.orient = Orientation.from_ct(ct)
+        self.orient, self.plan = orient, plan
         self.interactive = ipympl_active() if interactive is None else bool(interactive)
         self.alpha = float(alpha)
         self._hu = self.orient.to_canonical(ct.array)  # a view: no copy of the CT
         self.cursor = [n // 2 for n in self.orient.shape]  # canonical (z', y', x') of the crosshair
         self._hold = False  # True while several widgets change at once: draw once, at the end
         self._labels = self._labels_c = None
-        self._colors, self._lut = {}, label_colors(2, alpha=self.alpha)
+        self._colors, self._names, self._lut, self._present = {}, {}, label_colors(2, alpha=self.alpha), ()
         if labels is not None:
-            self.set_labels(labels, _draw=False)
-        self._build_figures(size)
+            self.set_labels(labels, names=label_names, _draw=False)
+        self._build_figures()
         self._build_widgets(window)
+        self._status(self._hint())
         if predictor is not None and predictor.objects:
-            self._after_change("", draw=False)
+            self._after_change(self._hint(), draw=False)
+        self._update_legend()
         self._redraw_all()
 
     # ------------------------------------------------------------------ public API
     @property
     def widget(self):
-        """The top-level ipywidgets layout (display it, or put it in your own layout)."""
-        return self._root
+        """The viewer itself (an ``ipywidgets.VBox``); kept for layouts written as ``VBox([viewer.widget])``."""
+        return self
 
     def _ipython_display_(self):
         from IPython.display import display
 
-        display(self._root)
+        display(self._repr_mimebundle_(), raw=True)
+
+    def __repr__(self) -> str:
+        objs = len(self.predictor.objects) if getattr(self, "predictor", None) is not None else None
+        what = f", {objs} object{'s' * (objs != 1)}" if objs is not None else ""
+        return f"SliceViewer({getattr(self, 'ct', None)!r}{what})"
 
     def show(self):
         """Display the viewer in the current notebook cell."""
@@ -136,7 +156,7 @@ class SliceViewer(ControlsMixin):
     def click(self, voxel_zyx, positive: bool = True) -> np.ndarray:
         """Add a prompt at CT voxel ``(z, y, x)``, exactly as a mouse click would.
 
-        Moves the crosshair there, updates overlays, markers, status (and the linked
+        Moves the crosshair there, updates overlays, markers, legend, status (and the linked
         VolumeView). Returns the current object's mask (bool, ``ct.shape``).
         """
         if self.predictor is None:
@@ -197,8 +217,13 @@ class SliceViewer(ControlsMixin):
         """Redraw from the predictor's state (after calling the predictor directly)."""
         self._after_change("")
 
-    def set_labels(self, labels, colors: dict | None = None, _draw=True, _top=None):
-        """Show a label map / bool mask on the CT grid ``(z, y, x)``; ``colors``: value → RGB."""
+    def set_labels(self, labels, colors: dict | None = None, names: dict | None = None, _draw=True, _top=None):
+        """Show a label map / bool mask on the CT grid ``(z, y, x)``.
+
+        ``colors``: value → RGB; ``names``: value → legend name (default: the ontology's names,
+        "mask" for a bool mask).
+        """
+        present = ()
         if labels is None:
             self._labels = self._labels_c = None
         else:
@@ -208,45 +233,38 @@ class SliceViewer(ControlsMixin):
             if lab.dtype.kind not in "biu":
                 raise TypeError(f"labels must be bool or integer ids, got dtype {lab.dtype}")
             if lab.dtype == bool:
-                colors, lab = colors or {1: (255, 64, 64)}, lab.view(np.uint8)
+                colors, names, lab = colors or {1: (255, 64, 64)}, names or {1: "mask"}, lab.view(np.uint8)
+            elif _top is None and lab.size and lab.min() < 0:
+                raise ValueError(f"labels hold negative values ({lab.min()}): label ids must be >= 0")
             self._labels, self._labels_c = lab, self.orient.to_canonical(lab)
-        self._colors = dict(colors or {})
-        if _top is None:  # a full-volume max, skipped when the ids are known (predictor objects)
-            _top = int(self._labels.max()) if self._labels is not None and self._labels.size else 0
-        self._lut = label_colors(max([_top, *self._colors]) + 1, self._colors, self.alpha)
+            if _top is None and lab.size:  # which ids are there (for the legend), and the largest
+                _top = int(lab.max())
+                ids = np.flatnonzero(np.bincount(lab.ravel())) if _top < 65536 else np.unique(lab)
+                present = tuple(int(i) for i in ids if i > 0)
+        self._colors, self._names, self._present = dict(colors or {}), dict(names or {}), present
+        self._lut = label_colors(max([_top or 0, *self._colors]) + 1, self._colors, self.alpha)
         if _draw:
+            self._update_legend()
             self._redraw_all()
 
-    def export(self, path, overwrite: bool = False, current_only: bool = False) -> Path:
-        """Write all objects as a label map (ontology ids) in the CT's geometry via ``io.save_mask``.
-
-        ``current_only`` writes the current object as a 0/1 mask. Refuses to replace a file
-        unless ``overwrite``. Returns the written path.
-        """
-        from ..io import save_mask
-
-        if self.predictor is None or not self.predictor.objects:
-            raise RuntimeError("nothing to export yet: segment something first")
-        data = self.predictor.mask if current_only else self.predictor.label_map
-        return save_mask(data, self.ct, path, overwrite=overwrite)
-
     def close(self):
-        """Close the three canvases (frees their front-end views)."""
-        for fig in self.figures.values():
+        """Close the three canvases, the controls and the viewer widget (frees their front-end views)."""
+        for fig in getattr(self, "figures", {}).values():
             getattr(fig.canvas, "close", lambda: None)()
+        super().close()
 
     # ------------------------------------------------------------------ figures
-    def _build_figures(self, size):
+    def _build_figures(self):
         self.figures, self.axes, self.images, self.overlays, self.markers, self.crosshair = {}, {}, {}, {}, {}, {}
-        sp, shape = self.orient.spacing, self.orient.shape
+        self.titles = {}
         for view in VIEWS:
-            s, r, c, origin = view_layout(view)
-            h_mm, w_mm = shape[r] * sp[r], shape[c] * sp[c]
-            scale = size / max(h_mm, w_mm)
-            fig = _new_figure((max(w_mm * scale, 1.0), max(h_mm * scale, 1.0)), self.interactive)
-            ax = fig.add_axes((0, 0, 1, 1))
+            s, _, _, origin = view_layout(view)
+            size = self.plan[view]
+            fig = new_figure(size.figsize, self.interactive)
+            ax = fig.add_axes(size.axes_rect)
             ax.set_axis_off()
-            kw = dict(origin=origin, aspect=view_aspect(self.orient, view), interpolation="nearest")
+            # the figure's pixels are laid out for this view's aspect (and stretch): fill the axes
+            kw = dict(origin=origin, aspect="auto", interpolation="nearest")
             sl = view_slice(self._hu, view, self.cursor[s])
             self.images[view] = ax.imshow(sl, cmap="gray", **kw)
             self.overlays[view] = ax.imshow(np.zeros(sl.shape + (4,), np.uint8), **kw)
@@ -256,9 +274,17 @@ class SliceViewer(ControlsMixin):
             self.crosshair[view] = (ax.axvline(0, **line), ax.axhline(0, **line))
             self.markers[view] = (ax.plot([], [], "+", color="#00e000", ms=11, mew=2.5)[0],
                                   ax.plot([], [], "_", color="#ff3030", ms=11, mew=2.5)[0])
-            for (x, y), letter in zip(((0.02, 0.5), (0.98, 0.5), (0.5, 0.98), (0.5, 0.02)), _EDGE_LETTERS[view]):
+            for (x, y), letter in zip(((0.03, 0.5), (0.97, 0.5), (0.5, 0.96), (0.5, 0.04)), _EDGE_LETTERS[view]):
                 ax.text(x, y, letter, transform=ax.transAxes, color="#ffd54f", fontsize=8, ha="center", va="center")
-            ax.text(0.02, 0.98, view, transform=ax.transAxes, color="w", fontsize=8, va="top")
+            if size.stretched:
+                sx, sy = size.stretch
+                note = f"stretched ×{max(sx, sy):.1f} {'↕' if sy >= sx else '↔'}"
+                ax.text(0.98, 0.04, note, transform=ax.transAxes, color="#80deea", fontsize=7, ha="right",
+                        va="bottom", bbox=dict(facecolor="black", alpha=0.55, pad=1.5, linewidth=0))
+            # the strip above the image: the view's name and slice (the toolbar sits at its right end)
+            fh = size.figure_px[1]
+            self.titles[view] = fig.text(6 / size.figure_px[0], 1 - size.strip_px / 2 / fh, view, fontsize=9,
+                                         va="center", ha="left")
             ax.format_coord = functools.partial(self._format_coord, view)  # hover read-out: voxel and HU
             fig.canvas.mpl_connect("button_press_event", functools.partial(self._on_press, view))
             fig.canvas.mpl_connect("scroll_event", functools.partial(self._on_scroll, view))
@@ -269,11 +295,13 @@ class SliceViewer(ControlsMixin):
             v = data_to_voxel(self.orient, view, self.cursor[view_layout(view)[0]], x, y)
         except ValueError:
             return ""
-        return f"(z, y, x) = {v}   HU {self.ct.array[v]}"
+        return f"({v[0]}, {v[1]}, {v[2]})  HU {self.ct.array[v]}"  # short: the footer is as wide as the view
 
     def _update_view(self, view):
-        """``set_data`` on one view's artists: slice, overlay, crosshair, click markers."""
-        k = self.cursor[view_layout(view)[0]]
+        """``set_data`` on one view's artists: slice, overlay, crosshair, click markers, title."""
+        s = view_layout(view)[0]
+        k = self.cursor[s]
+        self.titles[view].set_text(f"{view}  {k + 1}/{self.orient.shape[s]}")
         self.images[view].set_data(view_slice(self._hu, view, k))
         if self._labels_c is None:
             self.overlays[view].set_data(np.zeros(self.images[view].get_array().shape + (4,), np.uint8))
@@ -339,11 +367,12 @@ class SliceViewer(ControlsMixin):
         return done
 
     def _after_change(self, message, timing=False, draw=True):
-        """After any predictor change: label map once, object list, overlays, status, 3D view."""
+        """After any predictor change: label map once, object list, overlays, legend, status, 3D view."""
         p = self.predictor
         labels, colors = predictor_labels(p)
         self.set_labels(labels, colors, _draw=False, _top=max(colors, default=0))
         self._sync_objects()
+        self._update_legend()
         if draw:
             self._redraw_all()
         parts = [message] if message else []
@@ -359,3 +388,9 @@ class SliceViewer(ControlsMixin):
         self._status(" · ".join(parts))
         if self.volume_view is not None:
             self.volume_view.update(labels=labels, colors=colors)
+
+    def _legend_entries(self):
+        """``(label value, name, rgb, is_current)`` of what the overlays show."""
+        if self.predictor is not None:
+            return predictor_legend(self.predictor)
+        return labels_legend(self._present, self._lut, self._names)
