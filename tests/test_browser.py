@@ -6,6 +6,11 @@ reset the liver object, left-click inside the liver on the axial canvas (the sta
 volume in mL), right-click outside it (a negative prompt), click *undo* (the mask is back); the
 probe cell reads the predictor's clicks and mask back from the kernel.
 
+The window is a 1280 x 800 laptop screen with JupyterLab's file browser open: the whole axial view
+must be visible (inside the output area and the window, not scrolled, not covered by the matplotlib
+toolbar), the HU read-out uncropped and the legend present. A second notebook shows a thin scan
+(20 slices of the bundled phantom): a click on its coronal view must prompt the voxel under the mouse.
+
 The liver's page position comes from the viewer's own geometry: a plain ``SliceViewer`` built here
 with the same size gives the axial axes' data → pixel transform, scaled onto the canvas' bounding
 box; the voxel the viewer reports for the click must lie within one voxel of the target.
@@ -41,6 +46,20 @@ PROBE = ('_probe = globals().get("_probe", 0) + 1\n'
 VOXEL_RE = re.compile(r"\(z, y, x\) = \((\d+), (\d+), (\d+)\)")
 ML_RE = re.compile(r"liver: ([\d.]+) mL, (\d+) clicks?")
 TIMEOUT_MS = 60_000
+VIEWPORT = {"width": 1280, "height": 800}  # a workshop laptop
+THIN_NOTEBOOK = "thin_scan.ipynb"
+THIN_Z0 = 63  # the thin scan: phantom slices 63..82 (through the liver), 20 x 2.5 mm
+THIN_SOURCE = f"""%matplotlib widget
+import ctsam3d_nb as cs
+from ctsam3d_nb.viewer import SliceViewer
+
+ct, labels, names = cs.load_sample()
+z0 = {THIN_Z0}
+thin = cs.load_ct(ct.array[z0:z0 + 20], spacing=ct.spacing, origin=tuple(ct.index_to_physical((z0, 0, 0))),
+                  direction=ct.direction)
+viewer = SliceViewer(thin, cs.Predictor(cs.load_model("nano")))
+viewer.new_object("liver")
+viewer"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -70,7 +89,8 @@ def _free_port() -> int:
 
 
 def _notebook_copy(root: Path) -> Path:
-    """The quickstart without outputs or saved widget state, plus the probe cell, under ``root/notebooks``."""
+    """The quickstart without outputs or saved widget state, plus the probe cell, under ``root/notebooks``;
+    and the thin-scan notebook next to it."""
     nb = json.loads(NOTEBOOK.read_text())
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
@@ -81,6 +101,9 @@ def _notebook_copy(root: Path) -> Path:
     (root / "notebooks").mkdir()
     path = root / "notebooks" / NOTEBOOK.name
     path.write_text(json.dumps(nb))
+    thin = {"cells": [{"cell_type": "code", "execution_count": None, "id": "thin-scan", "metadata": {}, "outputs": [],
+                       "source": THIN_SOURCE}], "metadata": nb["metadata"], "nbformat": 4, "nbformat_minor": 5}
+    (root / "notebooks" / THIN_NOTEBOOK).write_text(json.dumps(thin))
     return path
 
 
@@ -169,6 +192,67 @@ def _targets():
     return out, ct.voxel_volume_ml
 
 
+def _thin_target():
+    """Where to click on the thin scan's coronal view (the slice the viewer opens on): the deepest liver
+    voxel of that slice, as ``((z, y, x), fx, fy)`` with fractions of the canvas, and the view's plan."""
+    from ctsam3d_nb import load_ct, load_sample
+    from ctsam3d_nb.anatomy import by_name
+    from ctsam3d_nb.viewer import SliceViewer, voxel_to_data
+
+    ct, labels, _ = load_sample()
+    z0 = THIN_Z0
+    thin = load_ct(ct.array[z0:z0 + 20], spacing=ct.spacing, origin=tuple(ct.index_to_physical((z0, 0, 0))),
+                   direction=ct.direction)
+    liver = labels[z0:z0 + 20] == by_name("liver").id
+    viewer = SliceViewer(thin, labels=liver, interactive=False)  # the notebook's geometry
+    k = viewer.cursor[1]  # the coronal slice shown first (canonical y')
+    lab = viewer.orient.to_canonical(liver)[:, k]  # the coronal image: (z', x')
+    depth = ndimage.distance_transform_edt(lab, sampling=(viewer.orient.spacing[0], viewer.orient.spacing[2]))
+    row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    voxel = tuple(int(v) for v in viewer.orient.ct_index(np.array([row, k, col])))
+    _, xd, yd = voxel_to_data(viewer.orient, "coronal", voxel)
+    ax, fig = viewer.axes["coronal"], viewer.figures["coronal"]
+    px, py = ax.transData.transform((xd, yd))
+    return voxel, px / fig.bbox.width, 1 - py / fig.bbox.height, viewer.plan["coronal"]
+
+
+def _layout_report(page, strip_px: int) -> dict:
+    """Boxes (CSS px) of what a user must see, measured in the page; ``visible``: whether the pixels
+    at the corners and the centre of each image (below the strip of ``strip_px``) belong to its canvas."""
+    return page.evaluate("""(strip) => {
+      const box = e => { const b = e.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; };
+      const v = document.querySelector('.ctsam3d-viewer');
+      const inside = (el, x, y) => { const hit = document.elementFromPoint(x, y); return !!hit && el.contains(hit); };
+      return {
+        output: box(v.closest('.jp-OutputArea-output')),
+        sidebar: box(document.querySelector('#jp-left-stack')),
+        views: [...v.querySelectorAll('.jupyter-matplotlib-canvas-div')].map(d => {
+          const b = box(d), t = d.closest('.jupyter-matplotlib').querySelector('.jupyter-matplotlib-toolbar');
+          const c = d.closest('.jupyter-matplotlib-canvas-container');
+          return {canvas: b, toolbar: t ? box(t) : null,
+                  scrolls: c.scrollWidth > c.clientWidth || c.scrollHeight > c.clientHeight,
+                  visible: [[3, strip + 3], [b.w - 3, strip + 3], [3, b.h - 3], [b.w - 3, b.h - 3],
+                            [b.w / 2, (strip + b.h) / 2]].map(([x, y]) => inside(d, b.x + x, b.y + y))};
+        }),
+        readout: (e => ({text: e.innerText, cropped: e.scrollWidth > e.clientWidth}))(
+          v.querySelector('.ctsam3d-window-readout')),
+        legend: v.querySelector('.ctsam3d-legend').innerText,
+      };
+    }""", strip_px)
+
+
+def _assert_view_fits(report: dict, index: int, strip_px: int):
+    """The view is entirely inside the output area and the window, unscrolled, and nothing covers its image."""
+    out, view = report["output"], report["views"][index]
+    c = view["canvas"]
+    assert c["x"] >= out["x"] - 0.5 and c["x"] + c["w"] <= min(out["x"] + out["w"], VIEWPORT["width"]) + 0.5, (c, out)
+    assert c["y"] >= 0 and c["y"] + c["h"] <= VIEWPORT["height"], f"the view is cut by the window: {c}"
+    assert not view["scrolls"], "the canvas container scrolls (scrollbars under the view)"
+    assert all(view["visible"]), f"part of the image is covered or clipped: {view['visible']}"
+    assert view["toolbar"] is not None, "no matplotlib toolbar found next to the canvas"
+    assert view["toolbar"]["y"] + view["toolbar"]["h"] <= c["y"] + strip_px + 0.5, (view["toolbar"], c)  # in the strip
+
+
 def _accept_dialogs(page):
     """Accept a dialog JupyterLab may still show (e.g. "Select Kernel": the default is the right one)."""
     accept = page.locator(".jp-Dialog .jp-mod-accept")
@@ -223,7 +307,7 @@ def test_quickstart_viewer_in_jupyterlab(lab, tmp_path):
     targets, voxel_ml = _targets()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page = browser.new_page(viewport=VIEWPORT)
         try:
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(f"{lab}/lab/tree/notebooks/{NOTEBOOK.name}", wait_until="domcontentloaded")
@@ -237,11 +321,24 @@ def test_quickstart_viewer_in_jupyterlab(lab, tmp_path):
             canvas = viewer.locator(".jupyter-matplotlib-canvas-div canvas").first  # the axial view
             canvas.scroll_into_view_if_needed()
 
+            # a laptop with the file browser open: the whole axial view is visible, nothing cropped
+            from ctsam3d_nb.viewer.layout import STRIP_PX
+
+            report = _layout_report(page, STRIP_PX)
+            assert report["sidebar"]["w"] > 200, f"the file browser is not open: {report['sidebar']}"
+            _assert_view_fits(report, 0, STRIP_PX)
+            assert not report["readout"]["cropped"] and "HU" in report["readout"]["text"], report["readout"]
+            assert "liver" in report["legend"], report["legend"]
+
             def press(where: str, button: str):
+                # an 800-px window: the buttons below the views scroll them away; bring the canvas back
+                canvas.evaluate("c => c.scrollIntoView({block: 'center'})")
                 box = canvas.bounding_box()
                 assert box and box["width"] > 100, f"the axial canvas is not laid out: {box}"
                 _, fx, fy = targets[where]
-                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"], button=button)
+                x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+                assert 0 <= y < VIEWPORT["height"] and 0 <= x < VIEWPORT["width"], f"target off screen: {(x, y)}"
+                page.mouse.click(x, y, button=button)
 
             # start the object over, then segment the liver with a real mouse click
             viewer.locator("button", has_text=re.compile(r"^\s*reset object\s*$")).click()
@@ -279,6 +376,43 @@ def test_quickstart_viewer_in_jupyterlab(lab, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             log = (tmp_path / "jupyterlab.log").read_text(errors="replace")[-2000:]
             print(f"screenshot of the page: {shot}\nJupyterLab log (end):\n{log}")
+            raise
+        finally:
+            browser.close()
+
+
+def test_thin_scan_viewer_in_jupyterlab(lab, tmp_path):
+    """A 20-slice scan: the coronal view is tall enough to click, and the click prompts the voxel under the mouse."""
+    from playwright.sync_api import sync_playwright
+
+    want, fx, fy, plan = _thin_target()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        try:
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{lab}/lab/tree/notebooks/{THIN_NOTEBOOK}", wait_until="domcontentloaded")
+            page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
+            _run_all_cells(page)
+            _wait_status(page, r"liver: 0\.0 mL, 0 clicks", "the thin scan's viewer")
+            viewer = page.locator(".jp-OutputArea-output", has=page.locator(".ctsam3d-status"))
+            canvas = viewer.locator(".jupyter-matplotlib-canvas-div").nth(1)  # the coronal view
+            canvas.scroll_into_view_if_needed()
+            report = _layout_report(page, plan.strip_px)
+            for i in range(3):
+                _assert_view_fits(report, i, plan.strip_px)
+            c = report["views"][1]["canvas"]
+            assert c["h"] >= plan.image_px[1] + plan.strip_px - 1 and plan.image_px[1] >= 120, c  # not a 29-px strip
+            assert "liver" in report["legend"], report["legend"]
+
+            page.mouse.click(c["x"] + fx * c["w"], c["y"] + fy * c["h"])
+            text = _wait_status(page, r"\+ click at .*liver: [\d.]+ mL, 1 click", "left click on the coronal view")
+            clicked = tuple(int(v) for v in VOXEL_RE.search(text).groups())
+            assert max(abs(a - b) for a, b in zip(clicked, want)) <= 1, f"clicked {clicked}, expected ~{want}"
+        except Exception:
+            shot = tmp_path / "failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot of the page: {shot}")
             raise
         finally:
             browser.close()
