@@ -38,6 +38,7 @@ from scipy import ndimage
 from . import patches as P
 from .clicks import deepest_point
 from .grid import ModelGrid, downsample
+from .io import load_ct
 from .modeling.cpp import heatmap_to_clicks
 from .modeling.prompt import build_prompt_map
 from .predictor_state import ObjectState, check_click, to_ct_label_map, to_ct_mask
@@ -105,10 +106,20 @@ class Predictor:
         self._mask_cache: dict[int, np.ndarray] = {}
         self.log = SessionLog(self)
 
-    def set_volume(self, ct: CTVolume) -> "Predictor":
-        """Resample ``ct`` to the model grid once; clears all objects and caches."""
+    def set_volume(self, ct, **geometry) -> "Predictor":
+        """Resample the CT to the model grid once; clears all objects and caches.
+
+        ``ct`` is a :class:`CTVolume` (from ``load_ct``) or anything ``load_ct`` reads: a path, a
+        ``SimpleITK.Image``, or a numpy array with its geometry as keywords (``spacing=``, or ``affine=``
+        for nibabel/MONAI arrays), e.g. ``pred.set_volume(hu, spacing=(2.5, 0.8, 0.8))``.
+        """
         if not isinstance(ct, CTVolume):
-            raise TypeError(f"set_volume needs a CTVolume (from load_ct), got {type(ct).__name__}")
+            try:
+                ct = load_ct(ct, **geometry)
+            except TypeError as e:
+                raise TypeError(f"set_volume needs a CTVolume (from load_ct) or what load_ct reads: {e}") from None
+        elif geometry:
+            raise TypeError(f"set_volume got a CTVolume, which has its geometry: drop {sorted(geometry)}")
         t0 = time.perf_counter()
         self.ct = ct
         self.grid = ModelGrid.covering(ct)
@@ -466,6 +477,23 @@ class Predictor:
         """The current object's mask on the CT's grid: bool ``ct.shape`` (z, y, x)."""
         self._require_volume()
         return self._current_mask()
+
+    def summary(self):
+        """The objects as a table (pandas DataFrame): name, label id, volume in mL, clicks (positive /
+        negative) and mean HU inside the mask; one row per object, in creation order."""
+        import pandas as pd
+
+        self._require_volume()
+        rows = []
+        for o in self.objects:
+            m = to_ct_mask(o.masks, self.grid, self.ct, self.threshold)
+            n = int(np.count_nonzero(m))
+            pos = sum(1 for c in o.clicks if c[2])
+            rows.append({"name": o.name, "label_id": o.label_id, "ml": n * self.ct.voxel_volume_ml,
+                         "voxels": n, "clicks": len(o.clicks), "positive": pos, "negative": len(o.clicks) - pos,
+                         "mean_hu": float(self.ct.array[m].mean()) if n else float("nan")})
+        return pd.DataFrame(rows, columns=["name", "label_id", "ml", "voxels", "clicks", "positive", "negative",
+                                           "mean_hu"])
 
     @property
     def label_map(self) -> np.ndarray:

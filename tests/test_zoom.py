@@ -317,3 +317,26 @@ def test_when_no_level_fits_the_budget_the_surface_nearest_the_click_is_refined(
     dist = lambda o: float(np.sum((np.asarray(o) + 31.5 - g) ** 2))  # noqa: E731
     assert len(all_tiles) > 3 and max(dist(o) for o in tiles) <= sorted(dist(o) for o in all_tiles)[2] + 1e-6
     assert dice(mask, organ) > 0.9
+
+
+@pytest.mark.filterwarnings("ignore:.*Hounsfield")  # the toy CT has no air
+def test_set_volume_takes_what_load_ct_reads_and_summary_lists_the_objects():
+    ct, organ = organ_ct(20, shape=(60, 60, 60), centre=(30, 30, 30))
+    pred = Predictor(RegionModel(), zoom())
+    pred.set_volume(ct.array, spacing=ct.spacing, origin=ct.origin)
+    assert pred.ct.same_geometry(ct) and np.array_equal(pred.ct.array, ct.array)
+    with pytest.raises(TypeError, match="spacing"):
+        pred.set_volume(ct.array)  # no silent 1 mm
+    with pytest.raises(TypeError, match="has its geometry"):
+        pred.set_volume(ct, spacing=(1, 1, 1))
+    pred.set_volume(ct.image)  # a SimpleITK image
+    pred.new_object("liver")
+    pred.click((30, 30, 30))
+    pred.click((30, 30, 45), positive=False)
+    pred.new_object("spleen")
+    table = pred.summary()
+    assert list(table["name"]) == ["liver", "spleen"] and list(table["clicks"]) == [2, 0]
+    assert list(table["negative"]) == [1, 0] and table["voxels"][1] == 0
+    liver = table.iloc[0]
+    assert abs(liver["ml"] - organ.sum() * ct.voxel_volume_ml) < 0.1 * liver["ml"]
+    assert abs(liver["mean_hu"] - 200) < 1
