@@ -59,7 +59,11 @@ def list_dicom_series(folder) -> dict[str, list[str]]:
     return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
 
 
-def _read_dicom(folder: Path, series_uid: str | None) -> sitk.Image:
+_SERIES_UID = "0020|000e"
+
+
+def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple[str, ...], str | None]:
+    """(image, its files in z order (resolved paths), the SeriesInstanceUID or None when blank)."""
     series = list_dicom_series(folder)
     if not series:
         raise CTLoadError(f"no DICOM series found in folder '{folder}'. Point load_ct at a folder of DICOM "
@@ -82,10 +86,16 @@ def _read_dicom(folder: Path, series_uid: str | None) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as e:
         raise CTLoadError(f"could not read the DICOM series in '{folder}': {str(e).strip().splitlines()[-1]}. "
                           "Some slices may be corrupt or missing.") from None
+    # ImageSeriesReader stacks the files in the order given: slice k of the image is files[k]
+    header = sitk.ImageFileReader()
+    header.SetFileName(files[0])
+    header.ReadImageInformation()
+    uid = header.GetMetaData(_SERIES_UID).strip("\x00 ") if header.HasMetaDataKey(_SERIES_UID) else ""
+    return image, tuple(str(Path(f).resolve()) for f in files), uid or None
 
 
 def _check_gzip(path: Path) -> None:
@@ -296,7 +306,9 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
     Returns:
         CTVolume with HU voxels (int16, or float32 when the values need it) and
         the exact geometry. The array is read-only. ``source`` is the resolved path for files,
-        None for in-memory input.
+        None for in-memory input. For a DICOM folder, ``dicom_files`` lists the series' files in
+        z order (``array[k]`` is ``dicom_files[k]``) and ``series_uid`` its SeriesInstanceUID
+        (None when blank); ``save_dicom_seg`` needs them.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -319,6 +331,7 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
         >>> nii = nibabel.load("scan.nii.gz")                                 # doctest: +SKIP
         >>> ct = load_ct(nii.get_fdata(dtype=np.float32), affine=nii.affine)  # doctest: +SKIP
     """
+    dicom_files = dicom_uid = None
     geometry = {k: v for k, v in dict(spacing=spacing, origin=origin, direction=direction, affine=affine).items()
                 if v is not None}
     if isinstance(source, np.ndarray):
@@ -342,7 +355,10 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
                             "its own geometry. Drop the argument (fix a wrong header with SimpleITK, then pass the image).")
         path = _check_exists(source)
         name = f"'{path}'"
-        image = _read_dicom(path, series_uid) if path.is_dir() else _read_image(path, "a CT")
+        if path.is_dir():
+            image, dicom_files, dicom_uid = _read_dicom(path, series_uid)
+        else:
+            image = _read_image(path, "a CT")
     else:
         hint = ""
         if hasattr(source, "affine") and hasattr(source, "get_fdata"):
@@ -358,7 +374,8 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
     _check_finite(image, name)
     image = _cast_hu(image)
     _warn_if_not_hu(image, name)
-    return CTVolume(image, source=None if path is None else str(path.resolve()))
+    return CTVolume(image, source=None if path is None else str(path.resolve()), dicom_files=dicom_files,
+                    series_uid=dicom_uid)
 
 
 def _signed_permutation(ct: CTVolume, lab: sitk.Image):

@@ -62,6 +62,11 @@ class CTVolume:
     Attributes:
         image: the SimpleITK image (3D, scalar).
         source: the path it was loaded from, or None for in-memory volumes.
+        dicom_files: for a CT read from a DICOM folder, its files (resolved paths) in the
+            order of the array's z axis: ``array[k]`` is the image of ``dicom_files[k]``.
+            None for every other input. ``save_dicom_seg`` uses them to reference the source images.
+        series_uid: the SeriesInstanceUID of that DICOM series, or None (not DICOM, or the
+            files carry none, e.g. blanked by anonymisation).
 
     Example:
         >>> ct = CTVolume.from_array(np.full((4, 5, 6), -1000, np.int16), spacing=(3.0, 1.5, 1.5))
@@ -71,12 +76,24 @@ class CTVolume:
 
     image: sitk.Image
     source: str | None = None
+    dicom_files: tuple[str, ...] | None = None
+    series_uid: str | None = None
 
     def __post_init__(self):
         if self.image.GetDimension() != 3:
             raise ValueError(f"CTVolume needs a 3D image, got {self.image.GetDimension()}D")
         if self.image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError("CTVolume needs a scalar image, got a vector/multi-component image")
+        if self.dicom_files is not None:
+            if isinstance(self.dicom_files, (str, bytes)):
+                raise TypeError("dicom_files must be a sequence of file paths (one per z slice), not one string")
+            files = tuple(str(f) for f in self.dicom_files)
+            if len(files) != self.shape[0]:
+                raise ValueError(f"dicom_files lists {len(files)} files but the CT has {self.shape[0]} z slices: "
+                                 "give one DICOM file per slice, in the order of the array's z axis")
+            object.__setattr__(self, "dicom_files", files)  # frozen: normalise once, here
+        if self.series_uid is not None:
+            object.__setattr__(self, "series_uid", str(self.series_uid).strip() or None)
 
     # ------------------------------------------------------------------ construction
     @classmethod
