@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .clicks import first_click, next_click
+from .dicom_seg import save_dicom_seg  # imports highdicom only when called (optional extra "dicom")
 from .grid import HU_WINDOW, MODEL_SPACING, ModelGrid, normalize_hu
 from .io import CTLoadError, HUWarning, list_dicom_series, load_ct, load_labels, mask_to_image, save_mask
 from .meshes import export_mesh, mask_mesh
@@ -52,6 +53,7 @@ __all__ = [
     "normalize_hu",
     "render_orthogonal",
     "save_checkpoint",
+    "save_dicom_seg",
     "save_mask",
     "__version__",
 ]
