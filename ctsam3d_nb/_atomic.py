@@ -29,3 +29,19 @@ def atomic_write(target, write, suffix: str | None = None) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+def export_target(path, source=None, overwrite: bool = False) -> Path:
+    """The resolved path an exporter may write to, or a clear error: never the input CT (``source``, a file
+    or a DICOM folder), never into a missing folder, never over an existing file unless ``overwrite``."""
+    target = Path(path).expanduser().resolve()
+    if source:
+        src = Path(source).resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
+    return target
+

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, export_target
 from .anatomy import MAX_ID
 from .volume import CTVolume
 
@@ -85,14 +85,6 @@ def save_mask(mask, like: CTVolume, path, overwrite: bool = False) -> Path:
     image = mask_to_image(mask, like)
     path = Path(path).expanduser()
     suffix = _write_suffix(path)
-    target = path.resolve()
-    if like.source is not None:
-        src = Path(like.source).resolve()
-        if target == src or (src.is_dir() and src in target.parents):
-            raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
+    target = export_target(path, like.source, overwrite)
     atomic_write(target, lambda tmp: sitk.WriteImage(image, tmp, useCompression=True), suffix=suffix)
     return target

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, export_target
 from .volume import CTVolume
 
 __all__ = ["MESH_SUFFIXES", "Mesh", "mask_surface", "mask_mesh", "export_mesh"]
@@ -244,15 +244,7 @@ def export_mesh(mask, ct: CTVolume, path, overwrite: bool = False, label: int | 
     suffix = _mesh_suffix(path)
     rgb = _checked_color(color)
     m = _binary_mask(mask, ct, label)  # every input checked before anything is computed or written
-    target = path.resolve()
-    if ct.source:
-        src = Path(ct.source).resolve()
-        if target == src or (src.is_dir() and src in target.parents):
-            raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
+    target = export_target(path, ct.source, overwrite)
     mesh = _mesh_of(m, ct)
     title = str(name) if name is not None else path.stem
 

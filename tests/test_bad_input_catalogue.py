@@ -167,6 +167,11 @@ def test_catalogue_is_large_enough():
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_clear_error_and_writes_nothing(case, tmp_path):
+    run_case(case, tmp_path)
+
+
+def run_case(case, tmp_path):
+    """One catalogue case: the error type and message, and nothing written in the work folder."""
     _, setup, exc, match = case
     work = tmp_path / "work"
     work.mkdir()

@@ -38,6 +38,7 @@ from ctsam3d_nb.render import canonical_view
 from ctsam3d_nb.training import TrainConfig, train
 from ctsam3d_nb.training.config import check_out_dir
 from conftest import REAL_CT, synthetic_hu
+from test_bad_input_catalogue import _snapshot, run_case
 
 DICOM = REAL_CT / "dicom_series"
 SHEAR = (1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # index axis y leans into x: not orthogonal
@@ -369,25 +370,13 @@ CASES = [
 ]
 
 
-def _snapshot(folder):
-    return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
-            for p in folder.rglob("*")}
-
-
 def test_catalogue_is_large_enough():
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_clear_error_and_writes_nothing(case, tmp_path):
-    _, setup, exc, match = case
-    work = tmp_path / "work"
-    work.mkdir()
-    thunk = setup(work)
-    before = _snapshot(work)
-    with pytest.raises(exc, match=match):
-        thunk()
-    assert _snapshot(work) == before
+    run_case(case, tmp_path)
 
 
 # ---------------------------------------------------------------- command-line tools
