@@ -28,20 +28,18 @@ Every action is all-or-nothing: if the model fails during a click, the predictor
 from __future__ import annotations
 
 import time
-import warnings
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from . import patches as P
 from .clicks import deepest_point
 from .grid import ModelGrid, downsample
 from .io import load_ct
-from .modeling.cpp import heatmap_to_clicks
 from .modeling.prompt import build_prompt_map
 from .predictor_state import ObjectState, check_click, to_ct_label_map, to_ct_mask
+from .reach import grow, zoom
 from .session import SessionLog
 from .settings import ClickSettings
 from .volume import CTVolume
@@ -153,10 +151,12 @@ class Predictor:
             self._new_object_nolog("object 1", None)
         return self.objects[self.current]
 
-    def _new_object_nolog(self, name, label_id):
+    def _make_object(self, name, label_id) -> ObjectState:
         levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
-        obj = ObjectState.create(name, label_id, self.grid.shape, self.objects, levels)  # validates first
-        self.objects.append(obj)
+        return ObjectState.create(name, label_id, self.grid.shape, self.objects, levels)  # validates first
+
+    def _new_object_nolog(self, name, label_id):
+        self.objects.append(self._make_object(name, label_id))
         self.current = len(self.objects) - 1
 
     def new_object(self, name: str, label_id: int | None = None) -> ObjectState:
@@ -168,8 +168,7 @@ class Predictor:
         self._require_volume()
         if not isinstance(name, str) or not name.strip():
             raise TypeError(f"an object's name must be a non-empty string, got {name!r}")
-        levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
-        obj = ObjectState.create(name, label_id, self.grid.shape, self.objects, levels)  # may refuse: nothing changed
+        obj = self._make_object(name, label_id)  # may refuse: nothing changed yet
         self._push_undo()
         self.objects.append(obj)
         self.current = len(self.objects) - 1
@@ -322,9 +321,9 @@ class Predictor:
             obj.masks.level(f).probs[origin] = prob
         found = refined = 1
         if positive and self.settings.mode == "grow":
-            self._grow(obj, [o for f, o in todo if f == 1], timing)
+            grow(self, obj, [o for f, o in todo if f == 1], timing)
         elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
-            found, refined = self._zoom(obj, g, obj.masks.probs[primary], timing)
+            found, refined = zoom(self, obj, g, obj.masks.probs[primary], timing)
         timing["encode_calls"] = self.stats["encoder_calls"] - enc0
         timing["decode_calls"] = self.stats["decoder_calls"] - dec0
         timing["found_mm"] = found * self.grid.spacing
@@ -337,132 +336,6 @@ class Predictor:
         self.last_timing = timing
         self.log.autosave()
         return mask
-
-    def _zoom(self, obj: ObjectState, g, prob, timing):
-        """Zoom out while the mask touches the patch faces, then refine the coarse mask's surface.
-
-        Returns the level factor the object was found at and the one it was refined at (None if
-        nothing was refined)."""
-        s, thr = self.settings, self.threshold
-        found, finer_origin = 1, None
-        for f in s.levels[1:]:
-            if not P.neighbour_faces(prob.astype(np.float32), thr):
-                break  # the object fits in the field of this level
-            origin = P.origin_for(np.asarray(g) / f)
-            t = time.perf_counter()
-            coarse = self._decode(origin, self._prompt(obj, origin, factor=f), f)
-            timing["decode"] += time.perf_counter() - t
-            if s.zoom_min_agreement > 0 and not self._agrees(obj, f, origin, coarse, found):
-                break  # the coarse view contradicts the finer mask (a leak, or another structure): keep the finer
-            obj.masks.level(f).probs[origin] = prob = coarse
-            found = f
-        if found == 1:
-            return 1, 1
-        t = time.perf_counter()
-        finer = [f for f in s.levels if f < found]
-        for f in finer:  # the finest level whose surface patches fit the budget ...
-            tiles = self._surface_tiles(obj, f)
-            if len(tiles) <= s.refine_budget:
-                break
-        else:  # ... or the budget's worth of the surface nearest the click, on the level below the found one
-            f = finer[-1]
-            tiles = self._surface_tiles(obj, f)
-            if not tiles or not s.refine_budget:
-                return found, None
-            centre = np.asarray(g) / f - (P.PATCH - 1) / 2
-            tiles = sorted(tiles, key=lambda o: float(np.sum((np.asarray(o) - centre) ** 2)))[: s.refine_budget]
-        if tiles:
-            items = [(f, o, self._prompt(obj, o, factor=f)) for o in tiles]  # all priors before any update
-            timing["refine_select"] = time.perf_counter() - t
-            t = time.perf_counter()
-            for (_, o, _), prob in zip(items, self._decode_many(items)):
-                obj.masks.level(f).probs[o] = prob
-            timing["decode"] += time.perf_counter() - t
-        return found, f
-
-    def _agrees(self, obj: ObjectState, factor: int, origin, coarse, finer: int) -> bool:
-        """Does a coarse patch's mask continue the object's mask so far (on level ``finer``) where both see?"""
-        lo = np.asarray(origin)
-        now = obj.masks.view(factor, lo, lo + P.PATCH) > self.threshold  # the finer mask, seen on this level
-        bb = obj.masks.level(finer).bbox()
-        if bb is None or not now.any():
-            return True
-        a = np.maximum(np.asarray(bb[0]) * finer // factor - lo, 0)
-        b = np.minimum(-(-np.asarray(bb[1]) * finer // factor) - lo, P.PATCH)
-        box = tuple(slice(int(x), int(y)) for x, y in zip(a, b))
-        new, old = coarse[box] > self.threshold, now[box]
-        return 2 * np.count_nonzero(new & old) >= self.settings.zoom_min_agreement * (
-            np.count_nonzero(new) + np.count_nonzero(old))
-
-    def _surface_tiles(self, obj: ObjectState, factor: int):
-        """Tiles of level ``factor`` (see `patches.tile_origins`) holding the surface of the object's mask."""
-        bb = obj.masks.bbox(self.threshold)
-        if bb is None:
-            return []
-        lo = np.asarray(bb[0]) // factor
-        hi = -(-np.asarray(bb[1]) // factor)
-        m = obj.masks.view(factor, lo, hi) > self.threshold
-        surface = m & ~ndimage.binary_erosion(m)
-        return P.tile_origins(np.argwhere(surface) + lo)
-
-    def _grow(self, obj: ObjectState, seeds, timing):
-        """Cross-patch growth: seed neighbours the mask touches with the CPP heatmap, breadth-first."""
-        queue = deque(seeds)
-        budget = self.settings.growth_budget
-        while queue and len(obj.masks.probs) < budget:
-            u = queue.popleft()
-            prob_u = obj.masks.probs[u].astype(np.float32)
-            for axis, direction in P.neighbour_faces(prob_u, self.threshold):
-                if len(obj.masks.probs) >= budget:
-                    break
-                v = list(u)
-                v[axis] += direction * P.STRIDE
-                v = tuple(v)
-                if v in obj.masks.probs or not self._inside_grid(v):
-                    continue
-                heat = peaks = None
-                if self.settings.cpp_heatmaps:
-                    t = time.perf_counter()
-                    with torch.inference_mode(), self._autocast():
-                        heat = self.model.cpp(self._patch_tensor(P.crop(self._image, u)),
-                                              self._patch_tensor(prob_u),
-                                              self._patch_tensor(P.crop(self._image, v)))
-                    heat = heat.float().clamp(0, 1)[0, 0].cpu()
-                    self.stats["cpp_calls"] += 1
-                    timing["cpp"] += time.perf_counter() - t
-                    if self.settings.cpp_peak_threshold is not None:
-                        peaks = heatmap_to_clicks(heat, threshold=self.settings.cpp_peak_threshold, max_clicks=3)
-                        if len(peaks) == 0:
-                            continue  # the CPP net sees no continuation in this neighbour
-                        heat = None  # the peaks become clicks instead of the raw map
-                t = time.perf_counter()
-                prob_v = self._decode(v, self._prompt(obj, v, positive_map=heat, seed_from_prior=True,
-                                                      extra_positive=peaks))
-                timing["decode"] += time.perf_counter() - t
-                if self.settings.growth_guard:
-                    prob_v = self._continuation(prob_v, obj.masks.patch_prior(v), axis, direction)
-                if prob_v is None or np.count_nonzero(prob_v > self.threshold) < 8:
-                    continue  # nothing of the object there: do not keep an empty patch
-                obj.masks.probs[v] = prob_v
-                queue.append(v)
-
-    def _continuation(self, prob_v, prior_v, axis, direction):
-        """``prob_v`` cut to what continues the carried mask through the overlap, or None if it does not."""
-        slab = [slice(None)] * 3
-        slab[axis] = slice(0, P.PATCH - P.STRIDE) if direction > 0 else slice(P.STRIDE, None)
-        slab = tuple(slab)
-        new, carried = prob_v > self.threshold, prior_v > self.threshold
-        a, b = new[slab], carried[slab]
-        if 2 * np.count_nonzero(a & b) < self.settings.growth_min_agreement * (np.count_nonzero(a) + np.count_nonzero(b)):
-            return None  # the neighbour's mask does not continue what is already segmented
-        parts, _ = ndimage.label(new)
-        touching = np.unique(parts[slab][a & b])
-        keep = np.isin(parts, touching[touching > 0])
-        return np.where(keep | ~new, prob_v, 0).astype(prob_v.dtype)
-
-    def _inside_grid(self, origin) -> bool:
-        o = np.asarray(origin)
-        return bool(np.all(o + P.PATCH > 0) and np.all(o < np.asarray(self.grid.shape)))
 
     # ------------------------------------------------------------------ results
     def _current_mask(self, refresh=False) -> np.ndarray:

@@ -12,6 +12,7 @@ from ctsam3d_nb import CTVolume
 from ctsam3d_nb.grid import ModelGrid, downsample
 from ctsam3d_nb.patches import PATCH, STRIDE, LevelMasks, PatchMasks, tile_origins
 from ctsam3d_nb.predictor import Predictor
+from ctsam3d_nb.reach import surface_tiles
 from ctsam3d_nb.settings import ClickSettings, add_arguments, from_arguments
 from region_model import RegionModel
 
@@ -313,7 +314,7 @@ def test_when_no_level_fits_the_budget_the_surface_nearest_the_click_is_refined(
     g = np.asarray(pred.object.clicks[0][1]) / f
     tiles = [o for o in pred.object.masks.levels[f].probs if o != origin_for(g)]  # besides the zoom step
     assert len(tiles) == 3
-    all_tiles = pred._surface_tiles(pred.object, f)
+    all_tiles = surface_tiles(pred, pred.object, f)
     dist = lambda o: float(np.sum((np.asarray(o) + 31.5 - g) ** 2))  # noqa: E731
     assert len(all_tiles) > 3 and max(dist(o) for o in tiles) <= sorted(dist(o) for o in all_tiles)[2] + 1e-6
     assert dice(mask, organ) > 0.9

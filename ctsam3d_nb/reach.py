@@ -1,0 +1,146 @@
+"""How a click reaches beyond one 64³ patch: zoom-out then refine, or cross-patch growth.
+
+Functions of a :class:`~ctsam3d_nb.predictor.Predictor` (``pred``), called from its click path;
+they decode through ``pred`` and write probabilities into the object's :class:`~ctsam3d_nb.patches.LevelMasks`.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from . import patches as P
+from .modeling.cpp import heatmap_to_clicks
+from .predictor_state import ObjectState
+
+__all__ = ["zoom", "grow", "surface_tiles"]
+
+
+def zoom(pred, obj: ObjectState, g, prob, timing):
+    """Zoom out while the mask touches the patch faces, then refine the coarse mask's surface.
+
+    Returns the level factor the object was found at and the one it was refined at (None if
+    nothing was refined)."""
+    s, thr = pred.settings, pred.threshold
+    found, finer_origin = 1, None
+    for f in s.levels[1:]:
+        if not P.neighbour_faces(prob.astype(np.float32), thr):
+            break  # the object fits in the field of this level
+        origin = P.origin_for(np.asarray(g) / f)
+        t = time.perf_counter()
+        coarse = pred._decode(origin, pred._prompt(obj, origin, factor=f), f)
+        timing["decode"] += time.perf_counter() - t
+        if s.zoom_min_agreement > 0 and not _agrees(pred, obj, f, origin, coarse, found):
+            break  # the coarse view contradicts the finer mask (a leak, or another structure): keep the finer
+        obj.masks.level(f).probs[origin] = prob = coarse
+        found = f
+    if found == 1:
+        return 1, 1
+    t = time.perf_counter()
+    finer = [f for f in s.levels if f < found]
+    for f in finer:  # the finest level whose surface patches fit the budget ...
+        tiles = surface_tiles(pred, obj, f)
+        if len(tiles) <= s.refine_budget:
+            break
+    else:  # ... or the budget's worth of the surface nearest the click, on the level below the found one
+        f = finer[-1]
+        tiles = surface_tiles(pred, obj, f)
+        if not tiles or not s.refine_budget:
+            return found, None
+        centre = np.asarray(g) / f - (P.PATCH - 1) / 2
+        tiles = sorted(tiles, key=lambda o: float(np.sum((np.asarray(o) - centre) ** 2)))[: s.refine_budget]
+    if tiles:
+        items = [(f, o, pred._prompt(obj, o, factor=f)) for o in tiles]  # all priors before any update
+        timing["refine_select"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for (_, o, _), prob in zip(items, pred._decode_many(items)):
+            obj.masks.level(f).probs[o] = prob
+        timing["decode"] += time.perf_counter() - t
+    return found, f
+
+def _agrees(pred, obj: ObjectState, factor: int, origin, coarse, finer: int) -> bool:
+    """Does a coarse patch's mask continue the object's mask so far (on level ``finer``) where both see?"""
+    lo = np.asarray(origin)
+    now = obj.masks.view(factor, lo, lo + P.PATCH) > pred.threshold  # the finer mask, seen on this level
+    bb = obj.masks.level(finer).bbox()
+    if bb is None or not now.any():
+        return True
+    a = np.maximum(np.asarray(bb[0]) * finer // factor - lo, 0)
+    b = np.minimum(-(-np.asarray(bb[1]) * finer // factor) - lo, P.PATCH)
+    box = tuple(slice(int(x), int(y)) for x, y in zip(a, b))
+    new, old = coarse[box] > pred.threshold, now[box]
+    return 2 * np.count_nonzero(new & old) >= pred.settings.zoom_min_agreement * (
+        np.count_nonzero(new) + np.count_nonzero(old))
+
+def surface_tiles(pred, obj: ObjectState, factor: int):
+    """Tiles of level ``factor`` (see `patches.tile_origins`) holding the surface of the object's mask."""
+    bb = obj.masks.bbox(pred.threshold)
+    if bb is None:
+        return []
+    lo = np.asarray(bb[0]) // factor
+    hi = -(-np.asarray(bb[1]) // factor)
+    m = obj.masks.view(factor, lo, hi) > pred.threshold
+    surface = m & ~ndimage.binary_erosion(m)
+    return P.tile_origins(np.argwhere(surface) + lo)
+
+def grow(pred, obj: ObjectState, seeds, timing):
+    """Cross-patch growth: seed neighbours the mask touches with the CPP heatmap, breadth-first."""
+    queue = deque(seeds)
+    budget = pred.settings.growth_budget
+    while queue and len(obj.masks.probs) < budget:
+        u = queue.popleft()
+        prob_u = obj.masks.probs[u].astype(np.float32)
+        for axis, direction in P.neighbour_faces(prob_u, pred.threshold):
+            if len(obj.masks.probs) >= budget:
+                break
+            v = list(u)
+            v[axis] += direction * P.STRIDE
+            v = tuple(v)
+            if v in obj.masks.probs or not _inside_grid(pred, v):
+                continue
+            heat = peaks = None
+            if pred.settings.cpp_heatmaps:
+                t = time.perf_counter()
+                with torch.inference_mode(), pred._autocast():
+                    heat = pred.model.cpp(pred._patch_tensor(P.crop(pred._image, u)),
+                                          pred._patch_tensor(prob_u),
+                                          pred._patch_tensor(P.crop(pred._image, v)))
+                heat = heat.float().clamp(0, 1)[0, 0].cpu()
+                pred.stats["cpp_calls"] += 1
+                timing["cpp"] += time.perf_counter() - t
+                if pred.settings.cpp_peak_threshold is not None:
+                    peaks = heatmap_to_clicks(heat, threshold=pred.settings.cpp_peak_threshold, max_clicks=3)
+                    if len(peaks) == 0:
+                        continue  # the CPP net sees no continuation in this neighbour
+                    heat = None  # the peaks become clicks instead of the raw map
+            t = time.perf_counter()
+            prob_v = pred._decode(v, pred._prompt(obj, v, positive_map=heat, seed_from_prior=True,
+                                                  extra_positive=peaks))
+            timing["decode"] += time.perf_counter() - t
+            if pred.settings.growth_guard:
+                prob_v = _continuation(pred, prob_v, obj.masks.patch_prior(v), axis, direction)
+            if prob_v is None or np.count_nonzero(prob_v > pred.threshold) < 8:
+                continue  # nothing of the object there: do not keep an empty patch
+            obj.masks.probs[v] = prob_v
+            queue.append(v)
+
+def _continuation(pred, prob_v, prior_v, axis, direction):
+    """``prob_v`` cut to what continues the carried mask through the overlap, or None if it does not."""
+    slab = [slice(None)] * 3
+    slab[axis] = slice(0, P.PATCH - P.STRIDE) if direction > 0 else slice(P.STRIDE, None)
+    slab = tuple(slab)
+    new, carried = prob_v > pred.threshold, prior_v > pred.threshold
+    a, b = new[slab], carried[slab]
+    if 2 * np.count_nonzero(a & b) < pred.settings.growth_min_agreement * (np.count_nonzero(a) + np.count_nonzero(b)):
+        return None  # the neighbour's mask does not continue what is already segmented
+    parts, _ = ndimage.label(new)
+    touching = np.unique(parts[slab][a & b])
+    keep = np.isin(parts, touching[touching > 0])
+    return np.where(keep | ~new, prob_v, 0).astype(prob_v.dtype)
+
+def _inside_grid(pred, origin) -> bool:
+    o = np.asarray(origin)
+    return bool(np.all(o + P.PATCH > 0) and np.all(o < np.asarray(pred.grid.shape)))
