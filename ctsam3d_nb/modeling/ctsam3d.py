@@ -1,17 +1,15 @@
 """`CTSAM3D`: image encoder + PSAP/SPADE mask decoder + cross-patch prompt net."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from .config import ModelConfig
 from .cpp import CrossPatchPromptNet
 from .image_encoder import ImageEncoder3D
 from .mask_decoder import SpadeMaskDecoder
-
-if TYPE_CHECKING:
-    from .build import ModelConfig
 
 __all__ = ["CTSAM3D"]
 
@@ -28,11 +26,11 @@ class CTSAM3D(nn.Module):
     ``D = H = W = config.patch_size``.
 
     Attributes:
-        config: the :class:`~ctsam3d_nb.modeling.build.ModelConfig` it was built from.
+        config: the :class:`~ctsam3d_nb.modeling.config.ModelConfig` it was built from.
         image_encoder, mask_decoder, cpp_net: the three parts.
     """
 
-    def __init__(self, config: "ModelConfig", image_encoder: ImageEncoder3D,
+    def __init__(self, config: ModelConfig, image_encoder: ImageEncoder3D,
                  mask_decoder: SpadeMaskDecoder, cpp_net: CrossPatchPromptNet) -> None:
         super().__init__()
         self.config = config
