@@ -10,8 +10,7 @@ Example:
     >>> pred = cs.Predictor(cs.load_model("nano")).set_volume(ct)  # doctest: +SKIP
     >>> mask = pred.click((60, 80, 50))                            # doctest: +SKIP
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .clicks import first_click, next_click
 from .dicom_seg import save_dicom_seg  # imports highdicom only when called (optional extra "dicom")

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 
 from ._atomic import atomic_write
+from ._version import __version__
+from .modeling import MODEL_CONFIGS, build_model
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "shipped_checkpoint", "CheckpointError",
            "CheckpointNotFoundError"]
@@ -105,8 +107,6 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
     ``dtype=torch.float16`` stores floating-point weights at half size (they are cast back
     to the model's dtype on load); the hash covers the stored tensors.
     """
-    from . import __version__
-
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
@@ -198,8 +198,6 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
         CheckpointError: the file cannot be loaded (see `load_checkpoint`) or does not fit its model.
         ValueError: an unknown device, or CUDA asked for where torch has none.
     """
-    from .modeling import MODEL_CONFIGS, build_model
-
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
+from ._version import __version__
 from .anatomy import by_id, by_name
+from .predictor import Predictor
 from .volume import CTVolume
 
 __all__ = ["DicomSegWarning", "property_codes", "save_dicom_seg"]
@@ -176,8 +178,6 @@ def _check_name(label_id: int, name) -> str:
 
 def _label_input(obj, ct, names):
     """(label map (z, y, x) of ints, ct, {label id: name given by the caller or the objects})."""
-    from .predictor import Predictor  # already imported with the package
-
     given: dict[int, str] = {}
     if isinstance(obj, Predictor):
         if obj.ct is None:
@@ -420,8 +420,6 @@ def save_dicom_seg(label_map_or_objects, ct: CTVolume | None, path, names=None, 
     target = _check_target(path, ct, overwrite)  # every cheap check before highdicom is even imported
     hd, pydicom = _import_highdicom()
     from pydicom.sr.coding import Code
-
-    from . import __version__
 
     sources = _read_sources(ct, pydicom)
     derived = _fill_identity(sources, ct)

@@ -75,6 +75,23 @@ def test_environment_yml_matches_pyproject():
     assert not {"pytorch", "nvidia"} & set(env["channels"])  # PyTorch's channel publishes no new releases
 
 
+def test_version_has_one_source():
+    """pyproject reads the version from ctsam3d_nb/_version.py; the package and checkpoints use that one."""
+    import ast
+
+    import ctsam3d_nb
+    from ctsam3d_nb import _version, checkpoint
+    from packaging.version import Version
+
+    assert _pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ctsam3d_nb._version.__version__"}
+    assert "version" in _pyproject()["project"]["dynamic"] and "version" not in _pyproject()["project"]
+    # setuptools reads the attribute without importing the package: a plain string assignment
+    tree = ast.parse((REPO / "ctsam3d_nb" / "_version.py").read_text())
+    (literal,) = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "__version__"]
+    assert literal == _version.__version__ == ctsam3d_nb.__version__ == checkpoint.__version__
+    assert str(Version(literal)) == literal
+
+
 def test_public_api_is_complete():
     import ctsam3d_nb
 
