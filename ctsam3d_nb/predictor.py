@@ -361,7 +361,7 @@ class Predictor:
         for o in self.objects:
             m = to_ct_mask(o.masks, self.grid, self.ct, self.threshold)
             n = int(np.count_nonzero(m))
-            pos = sum(1 for c in o.clicks if c[2])
+            pos = sum(1 for c in o.clicks if c.positive)
             rows.append({"name": o.name, "label_id": o.label_id, "ml": n * self.ct.voxel_volume_ml,
                          "voxels": n, "clicks": len(o.clicks), "positive": pos, "negative": len(o.clicks) - pos,
                          "mean_hu": float(self.ct.array[m].mean()) if n else float("nan")})

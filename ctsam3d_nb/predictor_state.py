@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,7 +13,26 @@ from .anatomy import by_id, by_name
 from .grid import ModelGrid
 from .volume import CTVolume
 
+__all__ = ["Click", "ObjectState", "check_click", "to_ct_label_map", "to_ct_mask"]
+
 CUSTOM_ID_START = 1000
+
+
+class Click(NamedTuple):
+    """One prompt of an object, as :meth:`Predictor.click <ctsam3d_nb.predictor.Predictor.click>` recorded it.
+
+    A named tuple: ``click.ct_zyx`` reads better than ``click[0]``, and ``ct_zyx, grid_zyx, positive = click``
+    and tuple equality still work.
+
+    Attributes:
+        ct_zyx: voxel index ``(z, y, x)`` of the loaded CT (floats, as given to ``click``).
+        grid_zyx: the same point on the 1.5 mm model grid, ``(z, y, x)`` voxels of ``predictor.grid``.
+        positive: True for an include (positive) click, False for an exclude (negative) one.
+    """
+
+    ct_zyx: tuple[float, float, float]
+    grid_zyx: tuple[float, float, float]
+    positive: bool
 
 
 def check_click(zyx, shape) -> tuple[float, float, float]:
@@ -42,7 +62,7 @@ class ObjectState:
     name: str
     label_id: int
     masks: P.LevelMasks
-    clicks: list = field(default_factory=list)  # [(ct_zyx, grid_zyx, positive)]
+    clicks: list[Click] = field(default_factory=list)  # in the order they were made
 
     @classmethod
     def create(cls, name, label_id, grid_shape, existing, levels=(1,)) -> "ObjectState":
@@ -65,17 +85,17 @@ class ObjectState:
         return cls(str(name), label_id, P.LevelMasks(grid_shape, levels))
 
     def add_click(self, ct_zyx, grid_zyx, positive: bool):
-        self.clicks.append((tuple(ct_zyx), tuple(grid_zyx), bool(positive)))
+        self.clicks.append(Click(tuple(ct_zyx), tuple(grid_zyx), bool(positive)))
 
     def clicks_in(self, origin, factor: int = 1):
         """Clicks inside patch ``origin`` of zoom level ``factor`` as patch-local ``(z, y, x)`` points and 1/0 labels."""
         pts, labels = [], []
         o = np.asarray(origin, float)
-        for _, g, pos in self.clicks:
-            g = np.asarray(g, float) / factor
+        for click in self.clicks:
+            g = np.asarray(click.grid_zyx, float) / factor
             if P.contains(origin, g):
                 pts.append(g - o)
-                labels.append(1 if pos else 0)
+                labels.append(1 if click.positive else 0)
         return np.reshape(pts, (-1, 3)), np.asarray(labels, np.int64)
 
     def snapshot(self) -> "ObjectState":

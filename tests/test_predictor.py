@@ -265,6 +265,27 @@ def test_replay_is_bit_exact(nano, tmp_path):
         Predictor.replay(session, other, model=nano)
 
 
+def test_clicks_are_named_records_and_the_log_is_unchanged():
+    from ctsam3d_nb.predictor_state import Click
+
+    ct, _, _ = tube_ct(100)
+    pred = Predictor(RegionModel(), growth_budget=1).set_volume(ct)
+    pred.click((50, 30, 30))
+    pred.click((52.5, 31, 30), positive=False)
+    first, second = pred.object.clicks
+    assert isinstance(first, Click) and first.ct_zyx == (50.0, 30.0, 30.0) and first.positive
+    assert second.ct_zyx == (52.5, 31.0, 30.0) and not second.positive
+    assert first == (first.ct_zyx, first.grid_zyx, True)  # still a tuple: unpacking and equality work
+    g = pred.grid.from_ct_index(ct, (50, 30, 30))
+    assert first.grid_zyx == tuple(float(v) for v in g)
+    # the log's events are what they were before clicks had names
+    assert pred.session["events"] == [{"op": "click", "zyx": [50.0, 30.0, 30.0], "positive": True},
+                                      {"op": "click", "zyx": [52.5, 31.0, 30.0], "positive": False}]
+    again = Predictor.replay(json.loads(json.dumps(pred.session)), ct, model=RegionModel())
+    assert again.object.clicks == pred.object.clicks
+    np.testing.assert_array_equal(again.mask, pred.mask)
+
+
 def test_autosave_and_restore(tmp_path):
     ct, _, _ = tube_ct(100)
     pred = Predictor(RegionModel(), growth_budget=2, autosave=tmp_path / "auto").set_volume(ct)

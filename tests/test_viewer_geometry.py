@@ -190,3 +190,42 @@ def test_downsample_mask_any_pools():
     small = downsample_mask(m, 2)
     assert small.shape == (3, 3, 4) and small.sum() == 1 and small[2, 2, 3]
     assert downsample_mask(m, 1) is not None and downsample_mask(m, 1).shape == m.shape
+
+
+# ---------------------------------------------------------------------------- click markers, overlay labels
+@pytest.mark.parametrize("name", ["LPS", "permuted (k=L, i=-S, j=A)", "oblique 20 deg"])
+def test_click_points_read_click_records_by_name(name):
+    from ctsam3d_nb.predictor_state import Click
+    from ctsam3d_nb.viewer.geometry import click_points
+
+    orient = Orientation.from_ct(_ct(DIRECTIONS[name]))
+    clicks = [Click((3.0, 4.0, 5.0), (0.0, 0.0, 0.0), True), Click((3.0, 2.0, 7.0), (0.0, 0.0, 0.0), False),
+              Click((1.0, 4.0, 5.0), (0.0, 0.0, 0.0), True)]
+    for view in VIEWS:
+        k = voxel_to_data(orient, view, (3, 4, 5))[0]
+        pos, neg = click_points(orient, view, k, clicks)
+        on_slice = [c for c in clicks if voxel_to_data(orient, view, c.ct_zyx)[0] == k]
+        assert pos.shape == (sum(c.positive for c in on_slice), 2) and neg.shape[1] == 2
+        assert [tuple(p) for p in pos] == [voxel_to_data(orient, view, c.ct_zyx)[1:] for c in on_slice if c.positive]
+        assert [tuple(p) for p in neg] == [voxel_to_data(orient, view, c.ct_zyx)[1:] for c in on_slice
+                                           if not c.positive]
+    empty = click_points(orient, "axial", 0, [])
+    assert [a.shape for a in empty] == [(0, 2), (0, 2)]
+
+
+def test_check_labels_returns_the_ids_and_names_what_is_wrong():
+    from ctsam3d_nb.viewer.geometry import check_labels
+
+    lab = np.zeros(SHAPE, np.uint16)
+    lab[1, 2, 3], lab[4, 5, 6] = 7, 1000
+    out, ids = check_labels(lab, SHAPE)
+    assert out is lab and ids == (7, 1000)
+    mask, ids = check_labels(lab > 0, SHAPE)
+    assert mask.dtype == np.uint8 and ids == (1,) and mask.sum() == 2
+    assert check_labels(np.zeros(SHAPE, bool), SHAPE)[1] == ()
+    with pytest.raises(ValueError, match="differs from the CT's"):
+        check_labels(lab[:-1], SHAPE)
+    with pytest.raises(TypeError, match="bool or integer"):
+        check_labels(lab.astype(float), SHAPE)
+    with pytest.raises(ValueError, match="negative"):
+        check_labels(-lab.astype(np.int32), SHAPE)

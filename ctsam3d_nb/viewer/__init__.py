@@ -8,9 +8,12 @@
     HBox([viewer, view3d])                               # both are ipywidgets boxes: put them in any layout
     viewer.save_figure("views.png"); viewer.export_mesh("liver.stl")
 
-The pixel ↔ voxel geometry lives in :mod:`ctsam3d_nb.viewer.geometry` and the view sizes in
-:mod:`ctsam3d_nb.viewer.layout` (plain functions, tested without a display). ``VolumeView``
-imports ipyvolume only when used.
+``SliceViewer`` is one class over plain functions, each tested without a display: the pixel ↔ voxel
+geometry and click markers in :mod:`ctsam3d_nb.viewer.geometry`, the view sizes in
+:mod:`ctsam3d_nb.viewer.layout`, the figures (built once, updated with ``set_data``) in
+:mod:`ctsam3d_nb.viewer.canvas`, the widgets and status texts in :mod:`ctsam3d_nb.viewer.controls`,
+what is written to disk in :mod:`ctsam3d_nb.viewer.exports`. ``VolumeView`` imports ipyvolume only
+when used.
 """
 from .canvas import ipympl_active
 from .geometry import VIEWS, Orientation, data_to_voxel, voxel_to_data

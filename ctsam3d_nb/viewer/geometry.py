@@ -7,7 +7,9 @@
 * :func:`data_to_voxel` / :func:`voxel_to_data` convert between matplotlib data
   coordinates ``(xdata, ydata)`` of one view and voxel indices ``(z, y, x)`` of
   the ORIGINAL CT array.
-* :func:`predictor_labels` / :func:`label_colors`: what the overlays show, in which colours.
+* :func:`click_points`: where a view draws an object's click markers.
+* :func:`predictor_labels` / :func:`check_labels` / :func:`label_colors`: what the overlays show, in
+  which colours.
 * :func:`downsample_mask` any-pools a mask for the 3D view; :func:`mask_surface` (from
   :mod:`ctsam3d_nb.meshes`: scikit-image marching cubes) turns it into a closed triangle mesh.
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anatomy import color_lut
+from ..anatomy import by_id, color_lut
 from ..meshes import mask_surface
 
 __all__ = [
@@ -42,7 +44,9 @@ __all__ = [
     "canonical_to_data",
     "data_to_voxel",
     "voxel_to_data",
+    "click_points",
     "predictor_labels",
+    "check_labels",
     "label_colors",
     "predictor_legend",
     "labels_legend",
@@ -203,7 +207,52 @@ def voxel_to_data(orient: Orientation, view: str, voxel_zyx) -> tuple[int, float
     return int(math.floor(canon[_check_view(view)[0]] + 0.5)), xd, yd
 
 
+def click_points(orient: Orientation, view: str, slice_index: int, clicks) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``view`` at canonical slice ``slice_index`` draws the markers of ``clicks``.
+
+    Args:
+        orient: the CT's :class:`Orientation`.
+        view: "axial", "coronal" or "sagittal".
+        slice_index: the canonical slice shown.
+        clicks: :class:`~ctsam3d_nb.predictor_state.Click` records (``ct_zyx`` voxel of the CT, ``positive``).
+
+    Returns:
+        ``(positive, negative)``: ``(N, 2)`` float arrays of ``(xdata, ydata)``, the clicks on that slice only.
+    """
+    out = {True: [], False: []}
+    for click in clicks:
+        k, xd, yd = voxel_to_data(orient, view, click.ct_zyx)
+        if k == slice_index:
+            out[bool(click.positive)].append((xd, yd))
+    return tuple(np.array(out[sign], float).reshape(-1, 2) for sign in (True, False))
+
+
 # ---------------------------------------------------------------------------- labels and colours
+def check_labels(labels, shape) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A label map or bool mask for the overlays, checked against the CT ``shape`` ``(z, y, x)``.
+
+    Returns:
+        ``(labels, ids)``: the array (a bool mask as uint8 0/1, a view) and the non-zero ids present, sorted.
+
+    Raises:
+        ValueError: another shape, or negative ids. TypeError: neither bool nor integers.
+    """
+    lab = np.asarray(labels)
+    if lab.shape != tuple(shape):
+        raise ValueError(f"labels shape {lab.shape} differs from the CT's {tuple(shape)} (z, y, x)")
+    if lab.dtype.kind not in "biu":
+        raise TypeError(f"labels must be bool or integer ids, got dtype {lab.dtype}")
+    if lab.dtype == bool:
+        lab = lab.view(np.uint8)
+    if not lab.size:
+        return lab, ()
+    if lab.min() < 0:
+        raise ValueError(f"labels hold negative values ({lab.min()}): label ids must be >= 0")
+    top = int(lab.max())
+    ids = np.flatnonzero(np.bincount(lab.ravel())) if top < 65536 else np.unique(lab)
+    return lab, tuple(int(i) for i in ids if i > 0)
+
+
 def predictor_labels(predictor):
     """The predictor's objects as ``(labels, colors)``, computed once per call.
 
@@ -228,8 +277,6 @@ def predictor_legend(predictor) -> list[tuple[int, str, tuple[int, int, int], bo
 
 def labels_legend(ids, lut: np.ndarray, names: dict | None = None) -> list[tuple[int, str, tuple[int, int, int], bool]]:
     """``(label value, name, rgb, False)`` per non-zero id: names from ``names``, else the ontology, else "label i"."""
-    from ..anatomy import by_id
-
     out = []
     for i in sorted(int(i) for i in ids if i > 0):
         name = (names or {}).get(i)

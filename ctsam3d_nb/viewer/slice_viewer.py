@@ -9,62 +9,57 @@ convention whatever the file's axis order, pixels with their physical shape.
 Every click - mouse, coordinate boxes or code - goes through :meth:`SliceViewer.click`;
 the display is then updated by ``set_data`` on the three current slices only.
 
+One class over plain functions (mpl-interactions' ``image_segmenter`` is the model): an event
+handler changes public state (the predictor, ``cursor``), then ``refresh_views`` puts the slices on the
+figures (``set_data``) and ``draw_idle`` shows them. The pixel ↔ voxel geometry is in
+:mod:`.geometry`, the figures in :mod:`.canvas`, the view sizes in :mod:`.layout`, the widgets and
+status texts in :mod:`.controls`, what is written to disk in :mod:`.exports`.
+
 The viewer is an ``ipywidgets.VBox``: display it, or put it in your own layout
-(``HBox([viewer, view3d])``). View sizes come from :mod:`.layout` (plain functions).
+(``HBox([viewer, view3d])``).
 """
 from __future__ import annotations
 
 import functools
 import html
-import io
 from pathlib import Path
 
 import ipywidgets as W
+import matplotlib
 import numpy as np
+import SimpleITK as sitk
+from IPython.display import display
 
+from ..io import load_ct, save_mask
+from ..meshes import export_mesh as _export_mesh
 from ..session import ct_fingerprint
 from ..volume import CTVolume
-from .canvas import ipympl_active, new_figure
-from .controls import ControlsMixin
-from .exports import ExportMixin
-from .geometry import (VIEWS, Orientation, canonical_to_data, data_to_voxel, label_colors, labels_legend,
-                       predictor_labels, predictor_legend, view_layout, view_slice, voxel_to_data)
+from . import exports
+from .canvas import ipympl_active, new_view, png_bytes, show_slice
+from .controls import (coordinate_boxes, coordinate_row, error_html, guarded, hint, legend_html, no_clicks_html,
+                       predictor_controls, slice_sliders, status_html, window_controls, window_range, window_readout,
+                       wrap_row, zoom_note)
+from .geometry import (VIEWS, Orientation, canonical_to_data, check_labels, click_points, data_to_voxel,
+                       label_colors, labels_legend, predictor_labels, predictor_legend, view_layout, view_slice)
 from .layout import DEFAULT_WIDTH_PX, MAX_HEIGHT_PX, MIN_SIDE_PX, viewer_plan
 
-__all__ = ["SliceViewer", "ipympl_active"]
-
-_EDGE_LETTERS = {"axial": "RLAP", "coronal": "RLSI", "sagittal": "APSI"}  # left, right, top, bottom
+__all__ = ["SliceViewer", "ipympl_active", "zoom_note"]
 
 
-def zoom_note(timing: dict) -> str:
-    """Where a click's mask was found, for the status line: "found at 6 mm, refined at 3 mm" ("" at 1.5 mm)."""
-    found, refined = timing.get("found_mm"), timing.get("refined_mm")
-    if found is None or found <= 1.5:
-        return ""
-    note = f"found at {found:g} mm"
-    if refined is not None and refined == refined:  # not NaN
-        return note + f", refined at {refined:g} mm"
-    return note + " (not refined: too large for the refine budget)"
-
-
-def _as_ct(ct) -> CTVolume:
+def as_ct(ct) -> CTVolume:
     """The CT a viewer shows: a CTVolume, or what ``load_ct`` reads without extra geometry."""
     if isinstance(ct, CTVolume):
         return ct
     if isinstance(ct, np.ndarray):
         raise TypeError("SliceViewer got a bare numpy array: its voxel size is unknown. Wrap it first: "
                         "SliceViewer(load_ct(array, spacing=(z, y, x) mm), ...) (or affine= for nibabel/MONAI arrays)")
-    import SimpleITK as sitk
-
     if isinstance(ct, (str, Path, sitk.Image)):
-        from ..io import load_ct
-
         return load_ct(ct)
     raise TypeError(f"SliceViewer needs a CTVolume (from load_ct), a path or a SimpleITK image, got "
                     f"{type(ct).__name__}")
 
 
-class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
+class SliceViewer(W.VBox):
     """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
 
     An ``ipywidgets.VBox``: the last expression of a cell displays it, and it can sit in any
@@ -90,6 +85,16 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         alpha: overlay opacity 0..1.
         label_names: ``{label id: name}`` for the legend of ``labels`` (default: the ontology names).
 
+    Attributes:
+        ct, predictor, orient, plan: the CT, the predictor (or None), its :class:`Orientation` and view sizes.
+        cursor: the crosshair as a canonical index ``(z', y', x')`` (:attr:`voxel` gives CT ``(z, y, x)``).
+        views: ``{view: ViewArtists}``; ``figures``, ``axes``, ``images``, ``overlays``, ``crosshair``,
+            ``markers`` and ``titles`` are the same artists by kind (``viewer.images["axial"]``).
+        sliders, window, window_range, window_readout, opacity, legend, status: the widgets; with a
+            predictor also ``mode``, ``object_select``, ``object_name``, the buttons (``new_button``,
+            ``undo_button``, ``redo_button``, ``reset_button``, ``export_button``), ``export_name`` and
+            ``overwrite``; in static mode ``message`` and the ``coord_boxes``.
+
     Example:
         >>> viewer = SliceViewer(ct, Predictor(load_model("nano")))   # doctest: +SKIP
         >>> viewer.click((60, 250, 200)); viewer.predictor.mask.sum()   # doctest: +SKIP
@@ -99,7 +104,7 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
     def __init__(self, ct: CTVolume, predictor=None, labels=None, window="soft_tissue", interactive=None,
                  volume_view=None, width: int = DEFAULT_WIDTH_PX, max_height: int = MAX_HEIGHT_PX,
                  min_side: int = MIN_SIDE_PX, alpha: float = 0.45, label_names: dict | None = None):
-        ct = _as_ct(ct)
+        ct = as_ct(ct)
         if predictor is not None and labels is not None:
             raise ValueError("pass either predictor= (interactive segmentation) or labels= (plain viewer), not both")
         if predictor is not None:
@@ -109,7 +114,7 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
                 raise ValueError("the predictor holds another CT (its geometry or voxels differ from this one): "
                                  "clicks would segment a scan other than the one shown. Call "
                                  "predictor.set_volume(ct) first, or pass the CT it was set up with")
-        self._window_range(window)  # validates it before anything is built
+        window_range(window)  # validates it before anything is built
         orient = Orientation.from_ct(ct)
         plan = viewer_plan(orient, width, max_height, min_side)  # validates the sizes
         super().__init__()
@@ -121,17 +126,19 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         self._hu = self.orient.to_canonical(ct.array)  # a view: no copy of the CT
         self.cursor = [n // 2 for n in self.orient.shape]  # canonical (z', y', x') of the crosshair
         self._hold = False  # True while several widgets change at once: draw once, at the end
-        self._labels = self._labels_c = None
+        self._labels = self._labels_c = None  # label map on the CT grid, and its canonical view
         self._colors, self._names, self._lut, self._present = {}, {}, label_colors(2, alpha=self.alpha), ()
         if labels is not None:
             self.set_labels(labels, names=label_names, _draw=False)
-        self._build_figures()
+        # the static views are PNG images of Agg figures; interactive ones are the ipympl canvases
+        self._pngs = {} if self.interactive else {v: W.Image(format="png") for v in VIEWS}
+        self._build_views()
         self._build_widgets(window)
-        self._status(self._hint())
+        self.status.value = hint(self.interactive, predictor is not None)
         if predictor is not None and predictor.objects:
-            self._after_change(self._hint(), draw=False)
-        self._update_legend()
-        self._redraw_all()
+            self._after_change(hint(self.interactive, True), draw=False)
+        self.legend.value = legend_html(self.legend_entries)
+        self.refresh_views()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -140,14 +147,12 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         return self
 
     def _ipython_display_(self):
-        from IPython.display import display
-
         display(self._repr_mimebundle_(), raw=True)
 
     def __repr__(self) -> str:
         objs = len(self.predictor.objects) if getattr(self, "predictor", None) is not None else None
         what = f", {objs} object{'s' * (objs != 1)}" if objs is not None else ""
-        return f"SliceViewer({getattr(self, 'ct', None)!r}{what})"
+        return f"SliceViewer({getattr(self, 'ct', None)!r}{what})"  # also while __init__ failed half-way
 
     def show(self):
         """Display the viewer in the current notebook cell."""
@@ -179,15 +184,29 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
                 self.sliders[view].value = self.cursor[view_layout(view)[0]]
         finally:
             self._hold = False
-        for box, v in zip(getattr(self, "coord_boxes", ()), self.voxel):
+        for box, v in zip(self.coord_boxes, self.voxel):
             box.value = v
         if _draw:
-            self._redraw_all()
+            self.refresh_views()
 
     @property
     def voxel(self) -> tuple[int, int, int]:
         """The crosshair position as CT voxel ``(z, y, x)``."""
         return tuple(int(v) for v in self.orient.ct_index(np.asarray(self.cursor)))
+
+    @property
+    def clicks(self) -> list:
+        """The current object's clicks (:class:`~ctsam3d_nb.predictor_state.Click`: ``ct_zyx``, ``grid_zyx``,
+        ``positive``), oldest first; [] without a predictor or objects."""
+        p = self.predictor
+        return list(p.objects[p.current].clicks) if p is not None and p.objects else []
+
+    @property
+    def legend_entries(self) -> list[tuple[int, str, tuple[int, int, int], bool]]:
+        """``(label value, name, rgb, is_current)`` of what the overlays show."""
+        if self.predictor is not None:
+            return predictor_legend(self.predictor)
+        return labels_legend(self._present, self._lut, self._names)
 
     def new_object(self, name: str | None = None):
         """Start a new object (an ontology name such as "liver" gets its id and colour)."""
@@ -217,78 +236,81 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         """Redraw from the predictor's state (after calling the predictor directly)."""
         self._after_change("")
 
-    def set_labels(self, labels, colors: dict | None = None, names: dict | None = None, _draw=True, _top=None):
+    def set_labels(self, labels, colors: dict | None = None, names: dict | None = None, _draw=True):
         """Show a label map / bool mask on the CT grid ``(z, y, x)``.
 
         ``colors``: value → RGB; ``names``: value → legend name (default: the ontology's names,
         "mask" for a bool mask).
         """
-        present = ()
         if labels is None:
-            self._labels = self._labels_c = None
+            self._show_labels(None, colors, names)
         else:
-            lab = np.asarray(labels)
-            if lab.shape != self.ct.shape:
-                raise ValueError(f"labels shape {lab.shape} differs from the CT's {self.ct.shape} (z, y, x)")
-            if lab.dtype.kind not in "biu":
-                raise TypeError(f"labels must be bool or integer ids, got dtype {lab.dtype}")
-            if lab.dtype == bool:
-                colors, names, lab = colors or {1: (255, 64, 64)}, names or {1: "mask"}, lab.view(np.uint8)
-            elif _top is None and lab.size and lab.min() < 0:
-                raise ValueError(f"labels hold negative values ({lab.min()}): label ids must be >= 0")
-            self._labels, self._labels_c = lab, self.orient.to_canonical(lab)
-            if _top is None and lab.size:  # which ids are there (for the legend), and the largest
-                _top = int(lab.max())
-                ids = np.flatnonzero(np.bincount(lab.ravel())) if _top < 65536 else np.unique(lab)
-                present = tuple(int(i) for i in ids if i > 0)
-        self._colors, self._names, self._present = dict(colors or {}), dict(names or {}), present
-        self._lut = label_colors(max([_top or 0, *self._colors]) + 1, self._colors, self.alpha)
+            is_mask = np.asarray(labels).dtype == bool
+            lab, present = check_labels(labels, self.ct.shape)
+            if is_mask:
+                colors, names = colors or {1: (255, 64, 64)}, names or {1: "mask"}
+            self._show_labels(lab, colors, names, present, top=max(present, default=0))
         if _draw:
-            self._update_legend()
-            self._redraw_all()
+            self.legend.value = legend_html(self.legend_entries)
+            self.refresh_views()
+
+    def export(self, path, overwrite: bool = False, current_only: bool = False) -> Path:
+        """Write all objects as a label map (ontology ids) in the CT's geometry via ``io.save_mask``.
+
+        ``current_only`` writes the current object as a 0/1 mask. Refuses to replace a file
+        unless ``overwrite``. Returns the written path.
+        """
+        if self.predictor is None or not self.predictor.objects:
+            raise RuntimeError("nothing to export yet: segment something first")
+        data = self.predictor.mask if current_only else self.predictor.label_map
+        return save_mask(data, self.ct, path, overwrite=overwrite)
+
+    def export_mesh(self, path, overwrite: bool = False, which=None) -> Path:
+        """Write one object's surface as an STL, PLY (with the colour) or OBJ mesh in LPS mm (``meshes.export_mesh``).
+
+        ``which``: with a predictor, the object's index or name (default: the current object); in a plain
+        viewer, the label id or ontology name (default: the only label shown). Never replaces a file unless
+        ``overwrite``. Returns the written path.
+        """
+        if self.predictor is not None:
+            mask, name, rgb = exports.object_mask(self.predictor, which)
+        else:
+            mask, name, rgb = exports.label_mask(self._labels, self.legend_entries, which)
+        return _export_mesh(mask, self.ct, path, overwrite=overwrite, name=name, color=rgb)
+
+    def save_figure(self, path, overwrite: bool = False, dpi: float = 150) -> Path:
+        """Save the three views as they are now (with the legend) as one picture, e.g. for slides.
+
+        The suffix of ``path`` picks the format (png, pdf, svg, jpg, tif); an existing file is replaced only
+        with ``overwrite``; ``dpi`` 100 reproduces the screen pixels. Returns the resolved path.
+        See :func:`.exports.save_figure` for the errors.
+        """
+        return exports.save_figure(self, path, overwrite, dpi)
 
     def close(self):
         """Close the three canvases, the controls and the viewer widget (frees their front-end views)."""
-        for fig in getattr(self, "figures", {}).values():
-            getattr(fig.canvas, "close", lambda: None)()
+        for art in getattr(self, "views", {}).values():  # also after a failed __init__ (Widget.__del__ closes)
+            getattr(art.figure.canvas, "close", lambda: None)()
         super().close()
 
-    # ------------------------------------------------------------------ figures
-    def _build_figures(self):
-        self.figures, self.axes, self.images, self.overlays, self.markers, self.crosshair = {}, {}, {}, {}, {}, {}
-        self.titles = {}
+    # ------------------------------------------------------------------ display
+    def refresh_views(self):
+        """Put the current slices on the three figures (``set_data``) and draw them."""
         for view in VIEWS:
-            s, _, _, origin = view_layout(view)
-            size = self.plan[view]
-            fig = new_figure(size.figsize, self.interactive)
-            ax = fig.add_axes(size.axes_rect)
-            ax.set_axis_off()
-            # the figure's pixels are laid out for this view's aspect (and stretch): fill the axes
-            kw = dict(origin=origin, aspect="auto", interpolation="nearest")
-            sl = view_slice(self._hu, view, self.cursor[s])
-            self.images[view] = ax.imshow(sl, cmap="gray", **kw)
-            self.overlays[view] = ax.imshow(np.zeros(sl.shape + (4,), np.uint8), **kw)
-            for im in (self.images[view], self.overlays[view]):
-                im.set_mouseover(False)  # the hover read-out is _format_coord's voxel and HU
-            line = dict(color="#ffd54f", lw=0.7, alpha=0.7)
-            self.crosshair[view] = (ax.axvline(0, **line), ax.axhline(0, **line))
-            self.markers[view] = (ax.plot([], [], "+", color="#00e000", ms=11, mew=2.5)[0],
-                                  ax.plot([], [], "_", color="#ff3030", ms=11, mew=2.5)[0])
-            for (x, y), letter in zip(((0.03, 0.5), (0.97, 0.5), (0.5, 0.96), (0.5, 0.04)), _EDGE_LETTERS[view]):
-                ax.text(x, y, letter, transform=ax.transAxes, color="#ffd54f", fontsize=8, ha="center", va="center")
-            if size.stretched:
-                sx, sy = size.stretch
-                note = f"stretched ×{max(sx, sy):.1f} {'↕' if sy >= sx else '↔'}"
-                ax.text(0.98, 0.04, note, transform=ax.transAxes, color="#80deea", fontsize=7, ha="right",
-                        va="bottom", bbox=dict(facecolor="black", alpha=0.55, pad=1.5, linewidth=0))
-            # the strip above the image: the view's name and slice (the toolbar sits at its right end)
-            fh = size.figure_px[1]
-            self.titles[view] = fig.text(6 / size.figure_px[0], 1 - size.strip_px / 2 / fh, view, fontsize=9,
-                                         va="center", ha="left")
-            ax.format_coord = functools.partial(self._format_coord, view)  # hover read-out: voxel and HU
-            fig.canvas.mpl_connect("button_press_event", functools.partial(self._on_press, view))
-            fig.canvas.mpl_connect("scroll_event", functools.partial(self._on_scroll, view))
-            self.figures[view], self.axes[view] = fig, ax
+            self._update_view(view)
+            self._draw(view)
+
+    def _build_views(self):
+        self.views = {v: new_view(v, self.plan[v], view_slice(self._hu, v, self.cursor[view_layout(v)[0]]),
+                                  self.interactive) for v in VIEWS}
+        for view, art in self.views.items():
+            art.axes.format_coord = functools.partial(self._format_coord, view)  # hover read-out: voxel and HU
+            art.figure.canvas.mpl_connect("button_press_event", functools.partial(self._on_press, view))
+            art.figure.canvas.mpl_connect("scroll_event", functools.partial(self._on_scroll, view))
+        by_kind = lambda attr: {v: getattr(a, attr) for v, a in self.views.items()}  # noqa: E731
+        self.figures, self.axes, self.images, self.overlays = (by_kind(k) for k in ("figure", "axes", "image",
+                                                                                   "overlay"))
+        self.crosshair, self.markers, self.titles = (by_kind(k) for k in ("crosshair", "markers", "title"))
 
     def _format_coord(self, view, x, y):
         try:
@@ -298,38 +320,74 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         return f"({v[0]}, {v[1]}, {v[2]})  HU {self.ct.array[v]}"  # short: the footer is as wide as the view
 
     def _update_view(self, view):
-        """``set_data`` on one view's artists: slice, overlay, crosshair, click markers, title."""
         s = view_layout(view)[0]
         k = self.cursor[s]
-        self.titles[view].set_text(f"{view}  {k + 1}/{self.orient.shape[s]}")
-        self.images[view].set_data(view_slice(self._hu, view, k))
-        if self._labels_c is None:
-            self.overlays[view].set_data(np.zeros(self.images[view].get_array().shape + (4,), np.uint8))
-        else:
-            self.overlays[view].set_data(self._lut[view_slice(self._labels_c, view, k)])
+        image = view_slice(self._hu, view, k)
+        overlay = (np.zeros(image.shape + (4,), np.uint8) if self._labels_c is None
+                   else self._lut[view_slice(self._labels_c, view, k)])
         _, x, y = canonical_to_data(view, self.cursor)
-        self.crosshair[view][0].set_xdata([x, x])
-        self.crosshair[view][1].set_ydata([y, y])
-        p = self.predictor
-        clicks = p.objects[p.current].clicks if p is not None and p.objects else []
-        for line, sign in zip(self.markers[view], (True, False)):
-            pts = [voxel_to_data(self.orient, view, zyx) for zyx, _, pos in clicks if pos == sign]
-            pts = np.array([(px, py) for sl, px, py in pts if sl == k]).reshape(-1, 2)
-            line.set_data(pts[:, 0], pts[:, 1])
+        positive, negative = click_points(self.orient, view, k, self.clicks)
+        show_slice(self.views[view], image, overlay, (x, y), positive, negative,
+                   f"{view}  {k + 1}/{self.orient.shape[s]}")
 
     def _draw(self, view):
-        fig = self.figures[view]
         if self.interactive:
-            fig.canvas.draw_idle()
-        elif hasattr(self, "_pngs"):
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            self._pngs[view].value = buf.getvalue()
+            self.figures[view].canvas.draw_idle()
+        else:
+            self._pngs[view].value = png_bytes(self.figures[view])
 
-    def _redraw_all(self):
-        for view in VIEWS:
-            self._update_view(view)
-            self._draw(view)
+    def _show_labels(self, lab, colors=None, names=None, present=(), top=0):
+        """Overlay state: ``lab`` on the CT grid (checked) or None, legend colours/names, ids present."""
+        self._labels = lab
+        self._labels_c = None if lab is None else self.orient.to_canonical(lab)
+        self._colors, self._names, self._present = dict(colors or {}), dict(names or {}), present
+        self._lut = label_colors(max([top, *self._colors]) + 1, self._colors, self.alpha)
+
+    # ------------------------------------------------------------------ widgets
+    def _build_widgets(self, window):
+        self.sliders = slice_sliders(self.orient, self.plan, self.cursor, self.interactive)
+        for view, slider in self.sliders.items():
+            slider.observe(functools.partial(self._on_slider, view), "value")
+        boxes = [W.VBox([self._pngs.get(v, self.figures[v].canvas), self.sliders[v]],
+                        layout=W.Layout(flex="0 0 auto", margin="0 4px 4px 0")) for v in VIEWS]
+        self.window, self.window_range, self.window_readout, self.opacity = window_controls(
+            window, np.min(self.ct.array), np.max(self.ct.array), self.alpha, self.interactive)
+        self.window.observe(self._on_window, "value")
+        self.window_range.observe(self._on_range, "value")
+        self.opacity.observe(self._on_opacity, "value")
+        self._on_range({"new": self.window_range.value})
+        self.legend, self.status = W.HTML(value=""), W.HTML(value="")
+        self.legend.add_class("ctsam3d-legend")
+        self.status.add_class("ctsam3d-status")
+        rows = [wrap_row(boxes, align_items="flex-start"), self.legend,
+                wrap_row([self.window, self.window_range, self.window_readout, self.opacity])]
+        if self.predictor is not None:
+            controls = predictor_controls()
+            (self.mode, self.object_select, self.object_name, self.new_button, self.undo_button, self.redo_button,
+             self.reset_button, self.export_name, self.overwrite, self.export_button) = controls
+            self.object_select.observe(self._on_select, "value")
+            for button, fn in ((self.new_button, lambda _: self.new_object(self.object_name.value.strip())),
+                               (self.undo_button, lambda _: self.undo()), (self.redo_button, lambda _: self.redo()),
+                               (self.reset_button, lambda _: self.reset()), (self.export_button, self._on_export)):
+                button.on_click(guarded(fn, self._error))
+            rows += [wrap_row(r) for r in controls.rows()]
+        self.coord_boxes = [] if self.interactive else coordinate_boxes(self.voxel)
+        if not self.interactive:
+            self.message = W.HTML(no_clicks_html(matplotlib.get_backend()))
+            self.message.add_class("ctsam3d-no-clicks")
+            rows += [self.message, self._coordinate_row()]
+        self.children = rows + [self.status]
+
+    def _coordinate_row(self):
+        typed = lambda: [box.value for box in self.coord_boxes]  # noqa: E731
+        actions = {"go to": lambda _: self.goto(typed())}
+        if self.predictor is not None:
+            actions["add +"] = lambda _: self.click(typed(), True)
+            actions["add −"] = lambda _: self.click(typed(), False)
+        return coordinate_row(self.coord_boxes, actions, self._error)
+
+    def _error(self, e):
+        self.status.value = error_html(e)
 
     # ------------------------------------------------------------------ events
     def _on_press(self, view, event):
@@ -345,7 +403,7 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
             mode = self.mode.value if self.predictor is not None else "move"
             if mode == "move" or button == 2:
                 self.goto(voxel)
-                self._status(f"crosshair at (z, y, x) = {voxel}, HU {self.ct.array[voxel]}")
+                self.status.value = f"crosshair at (z, y, x) = {voxel}, HU {self.ct.array[voxel]}"
             else:
                 self.click(voxel, positive=(button != 3 and mode == "+"))
         except Exception as e:  # shown in the status line: widget callbacks have no visible traceback
@@ -359,8 +417,39 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
     def _on_slider(self, view, change):
         self.cursor[view_layout(view)[0]] = int(change["new"])
         if not self._hold:
-            self._redraw_all()  # this view's slice, and the crosshair lines of the other two
+            self.refresh_views()  # this view's slice, and the crosshair lines of the other two
 
+    def _on_window(self, change):
+        if change["new"] != "custom":
+            self.window_range.value = window_range(change["new"])
+
+    def _on_range(self, change):
+        lo, hi = change["new"]
+        for im in self.images.values():
+            im.set_clim(lo, max(hi, lo + 1))
+        self.window_readout.value = window_readout(lo, hi)
+        preset = self.window.value
+        # the browser's slider sends back values off by float rounding: compare to the step
+        if preset != "custom" and not np.allclose(change["new"], window_range(preset), atol=0.5):
+            self.window.value = "custom"
+        if "old" in change:  # not the initial call
+            for view in VIEWS:
+                self._draw(view)
+
+    def _on_opacity(self, change):
+        self.alpha = float(change["new"])
+        self._lut[1:, 3] = int(round(255 * self.alpha))
+        self.refresh_views()
+
+    def _on_select(self, change):
+        if not self._hold and change["new"] is not None and change["new"] != self.predictor.current:
+            guarded(self.select_object, self._error)(change["new"])
+
+    def _on_export(self, _):
+        path, what = exports.export_by_name(self, self.export_name.value, self.overwrite.value)
+        self.status.value = f"saved {what}: {html.escape(str(path))}"
+
+    # ------------------------------------------------------------------ after a predictor change
     def _history(self, op):
         done = getattr(self.predictor, op)()
         self._after_change(f"{op}: nothing to {op}" if done is False else op)
@@ -370,27 +459,18 @@ class SliceViewer(ControlsMixin, ExportMixin, W.VBox):
         """After any predictor change: label map once, object list, overlays, legend, status, 3D view."""
         p = self.predictor
         labels, colors = predictor_labels(p)
-        self.set_labels(labels, colors, _draw=False, _top=max(colors, default=0))
-        self._sync_objects()
-        self._update_legend()
+        # the predictor's own masks: no need to check or scan them for ids (the legend lists its objects)
+        lab = labels.view(np.uint8) if labels is not None and labels.dtype == bool else labels
+        self._show_labels(lab, colors, top=max(colors, default=0))
+        self._hold = True
+        try:
+            self.object_select.options = [(f"{i + 1}. {o.name}", i) for i, o in enumerate(p.objects)]
+            self.object_select.value = p.current if p.objects else None
+        finally:
+            self._hold = False
+        self.legend.value = legend_html(self.legend_entries)
         if draw:
-            self._redraw_all()
-        parts = [message] if message else []
-        if timing and p.last_timing.get("total") is not None:
-            parts.append(f"{1000 * p.last_timing['total']:.0f} ms")
-            note = zoom_note(p.last_timing)
-            if note:
-                parts.append(note)
-        if p.objects:
-            obj, n = p.objects[p.current], len(p.objects[p.current].clicks)
-            ml = np.count_nonzero(p.mask) * self.ct.voxel_volume_ml
-            parts.append(f"{html.escape(obj.name)}: {ml:.1f} mL, {n} click{'s' * (n != 1)}")
-        self._status(" · ".join(parts))
+            self.refresh_views()
+        self.status.value = status_html(message, p, self.ct.voxel_volume_ml, timing)
         if self.volume_view is not None:
             self.volume_view.update(labels=labels, colors=colors)
-
-    def _legend_entries(self):
-        """``(label value, name, rgb, is_current)`` of what the overlays show."""
-        if self.predictor is not None:
-            return predictor_legend(self.predictor)
-        return labels_legend(self._present, self._lut, self._names)
