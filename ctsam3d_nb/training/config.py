@@ -49,6 +49,22 @@ class TrainConfig:
     max_scale: float = 4.0  # coarsest voxel size of those, in units of 1.5 mm (4 = 6 mm, a 384 mm field)
     p_zoom_prior: float = 0.5  # of the coarse patches, the share that starts from the finer level's mask
     p_refine_prior: float = 0.0  # probability that a patch starts from a coarse mask of the target (refine step)
+    p_lesion: float = 0.0  # probability that the target is a synthetic lesion inserted into the patch (liver,
+    #   kidney, lung, bone; 6-40 mm; phantom/lesions.py): "the blob under the click", which no anatomy teaches
+    p_subpart: float = 0.0  # probability that the target is a sub-part of a structure: one connected piece of a
+    #   structure in several pieces (the gap is the edge), or one side of a plane cut across an elongated one
+    #   (vessel, bowel, muscle), taught as an edit: the mask starts whole, the first click is the negative one on
+    #   the dropped part (a cut has no image edge; only the click can say where it ends). No CPP partner
+    p_union: float = 0.0  # probability that the target is a union of neighbouring structures that form a whole
+    #   (a vertebra and its neighbours, the ribs of one side, bony pelvis, lung lobes, aorto-/caval-iliac tree,
+    #   gluteal muscles; training/targets.py UNION_GROUPS). p_lesion + p_subpart + p_union <= 1
+    p_elastic: float = 0.0  # real volumes only: probability of a smooth elastic deformation of the patch (one
+    #   real anatomy becomes many; phantoms are a new anatomy each and are left alone)
+    elastic_mm: float = 6.0  # largest displacement of that deformation (mm); its gradient is kept <= 0.25
+    p_contrast: float = 0.0  # real volumes only: probability of a contrast-phase change (one HU shift each for
+    #   arteries, veins, enhancing organs) and a gamma 0.7-1.4, on top of the usual intensity augmentation
+    real_uniform_targets: bool = False  # real volumes: every labelled structure is drawn equally often
+    #   (the RARE_TARGETS down-weighting of ribs and vertebrae, meant for phantoms, would starve real vertebrae)
     init: str | None = None  # weights to start from when not resuming: "nano" (shipped) or a checkpoint .pt
     p_seeded: float = 0.25  # probability that round 1 starts like a CPP-grown patch (mask slab + heatmap)
     pool_size: int = 3  # volumes held in memory at once
@@ -80,7 +96,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: {what}")
 
         need(self.model in MODEL_CONFIGS, "model", f"must be one of {', '.join(MODEL_CONFIGS)}")
-        for name in ("resume", "overwrite"):
+        for name in ("resume", "overwrite", "real_uniform_targets"):
             need(isinstance(getattr(self, name), bool), name, "must be true or false (a bool)")
         need(isinstance(self.out_dir, (str, Path)) and str(self.out_dir).strip() != "", "out_dir",
              "must be a folder path")
@@ -105,9 +121,14 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
-                     "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded"):
+                     "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded", "p_lesion", "p_subpart",
+                     "p_union", "p_elastic", "p_contrast"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
+        need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",
+             "p_lesion + p_subpart + p_union must be <= 1 (the rest of the targets are single structures)")
+        need(isinstance(self.elastic_mm, (int, float)) and 0 < self.elastic_mm <= 20, "elastic_mm",
+             "must be a displacement in mm, > 0 and <= 20")
         need(self.dice_weight + self.focal_weight > 0, "dice_weight", "dice_weight + focal_weight must be > 0")
         need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
              'must be "auto", "cpu", "cuda" or "cuda:N"')

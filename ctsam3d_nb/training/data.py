@@ -1,130 +1,34 @@
-"""Training data: volumes on the model grid, patch sampling, augmentation.
+"""Training data: patch sampling from a pool of volumes, targets and augmentation.
 
-A *source* yields ``(image, labels)`` pairs on the 1.5 mm model grid
+A *source* (`~ctsam3d_nb.training.sources`) yields ``(image, labels)`` pairs on the 1.5 mm model grid
 (``image`` float32 in [0, 1], ``labels`` integer ontology ids, both ``(z, y, x)``).
 :class:`PatchSampler` keeps a small pool of such volumes and cuts training
-samples from them: a randomly chosen structure as the binary target, a 64³
-patch around it with translation/scale/rotation and intensity augmentation,
-optionally SynthSeg-style domain randomisation, and the neighbouring patch V
+samples from them: a randomly chosen structure as the binary target (or a union of structures,
+a sub-part of one, or an inserted synthetic lesion), a 64³ patch around it with
+translation/scale/rotation and intensity augmentation (real volumes: also elastic deformation and
+contrast phases), optionally SynthSeg-style domain randomisation, and the neighbouring patch V
 used to train the cross-patch prompt net.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from ..datasets import open_dataset
-from ..grid import LEVEL_FACTORS, ModelGrid, downsample, normalize_hu
+from ..grid import LEVEL_FACTORS, downsample
 from ..patches import PATCH, STRIDE, crop
+from ..phantom.lesions import LESION_HOSTS, insert_lesions
+from .augment import ElasticWarp, contrast_phase
+from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
+    case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
+from .targets import pick_union, subpart
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
 RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3}
 RARE_TARGETS.update({i: 0.3 for i in range(25, 51)})  # sacrum, vertebrae
 RARE_TARGETS.update({i: 0.3 for i in range(92, 116)})  # ribs
-
-
-def phantom_source(seed: int, shape=(320, 224, 224)):
-    """Volume ``v`` = the phantom of seed ``seed + v``, generated at 1.5 mm (identity direction,
-    so its grid is the model grid)."""
-    from ..phantom import make_phantom
-
-    def get(v: int):
-        ct, labels, _ = make_phantom(seed + int(v), shape=tuple(shape), spacing=(1.5, 1.5, 1.5))
-        return normalize_hu(ct.array), labels
-
-    return get
-
-
-def _on_grid(ct, labels):
-    grid = ModelGrid.covering(ct)
-    return grid.resample_ct(ct), grid.labels_to_grid(labels, ct)
-
-
-def load_on_grid(ct_path, label_path, convention: str | None = None):
-    """A CT and its label map resampled to the model grid (labels by nearest neighbour)."""
-    from ..io import load_ct, load_labels
-
-    ct = load_ct(ct_path)
-    labels = load_labels(label_path, like=ct)
-    if convention:
-        from ..anatomy import convert_labels
-
-        labels = convert_labels(labels, convention)
-    return _on_grid(ct, labels)
-
-
-def case_index(key: int, n: int, seed: int = 0) -> int:
-    """Which of ``n`` cases volume ``key`` (``v * 1000 + rank``, see `PatchSampler`) is.
-
-    Volume numbers ``v`` are cut into epochs of ``n`` (``e·n … e·n + n − 1``); within an epoch
-    each case comes once, in an order drawn from ``(seed, epoch, rank)`` (``key mod n`` would
-    revisit one case forever when ``n`` divides 1000). With several sources `PatchSampler`
-    draws the source per volume, so a dataset sees only some volume numbers of each epoch.
-    """
-    v, rank = divmod(int(key), 1000)
-    epoch, i = divmod(v, n)
-    return int(np.random.default_rng([int(seed), epoch, rank, 11]).permutation(n)[i])
-
-
-def _cached(load, keep: int = 4):
-    """``load(i)`` with the last ``keep`` results kept (one small case list is re-drawn often)."""
-    cache: dict = {}
-
-    def get(i):
-        if i not in cache:
-            if len(cache) >= keep:
-                cache.pop(next(iter(cache)))
-            cache[i] = load(i)
-        return cache[i]
-
-    return get
-
-
-def folder_source(pairs, convention: str | None = None, seed: int = 0):
-    """Volume ``key`` = pair `case_index` ``(key, len(pairs), seed)`` on the model grid."""
-    load = _cached(lambda i: load_on_grid(*pairs[i], convention))
-    return lambda key: load(case_index(key, len(pairs), seed))
-
-
-def dataset_source(name: str, root, options: dict | None = None, seed: int = 0):
-    """Volume ``key`` = a case of a dataset adapter (``open_dataset(name, root, **options)``) on the model grid.
-
-    The adapters' labels are already ontology ids. Use the adapter's training split
-    (e.g. ``options={"split": "train"}``) so its test cases stay held out.
-    """
-    if str(name).lower() == "phantom":
-        raise ValueError("dataset='phantom': phantoms are generated on the fly; use phantom_weight instead")
-    ds = open_dataset(name, root, **(options or {}))
-    if ds.splits and ds.split is None:
-        warnings.warn(f"training on every case of {ds.title}, its test split included; pass "
-                      "dataset_options={'split': ...} to keep the held-out cases out of training", stacklevel=2)
-    cases = ds.cases()
-    if not cases:
-        raise ValueError(f"{ds!r} has no cases (options {options or {}}); check dataset_root and the split")
-    load = _cached(lambda i: _on_grid(*ds.load(cases[i])))
-    return lambda key: load(case_index(key, len(cases), seed))
-
-
-def find_pairs(root) -> list[tuple[Path, Path]]:
-    """Image/label pairs in ``root/images`` + ``root/labels`` (same file names) or ``imagesTr``/``labelsTr``."""
-    root = Path(root)
-    for img_dir, lab_dir in (("images", "labels"), ("imagesTr", "labelsTr")):
-        if (root / img_dir).is_dir():
-            pairs = []
-            for f in sorted((root / img_dir).glob("*.nii*")):
-                name = f.name.replace("_0000.nii", ".nii")
-                lab = root / lab_dir / name
-                if not lab.exists():
-                    raise FileNotFoundError(f"no label map for '{f}' (expected '{lab}')")
-                pairs.append((f, lab))
-            if pairs:
-                return pairs
-    raise FileNotFoundError(f"'{root}' has no images/ + labels/ (or imagesTr/ + labelsTr/) with .nii.gz pairs")
 
 
 @dataclass
@@ -140,6 +44,8 @@ class Sample:
     first: str = "target"  # first click: "target" (deepest point of the target), "prior" (deepest point
     #   of the prior: a zoom-out step, the finer level's mask is inside the target), "error" (largest
     #   error of the prior: a refine step with a click), "none" (a refine step without a click)
+    kind: str = "structure"  # "structure" (one label), "union" (several, `targets.UNION_GROUPS`), "subpart"
+    #   (`targets.subpart`) or "lesion" (an inserted lesion; ``label`` is then its id in `LESION_KINDS`)
 
 
 class Volume:
@@ -164,6 +70,7 @@ class Volume:
                 pick = rng.choice(pick, max_points, replace=False)
             self.points[int(i)] = np.stack(np.unravel_index(pick, sub.shape), 1) * 2
         self._levels = {1: self}
+        self.real = False  # a real scan (its source has ``real = True``): elastic and contrast augmentation
 
     def level(self, factor: int) -> "Volume":
         """This volume ``factor`` times coarser (:func:`~ctsam3d_nb.grid.downsample`; labels: nearest), cached."""
@@ -171,6 +78,7 @@ class Volume:
             v = Volume.__new__(Volume)
             v.image = downsample(self.image, factor)
             v.labels = np.ascontiguousarray(self.labels[::factor, ::factor, ::factor])
+            v.real = self.real
             self._levels[factor] = v
         return self._levels[factor]
 
@@ -201,12 +109,24 @@ class PatchSampler:
         p_refine_prior: probability that a sample starts like a refine step: the mask channel holds the
             target as a coarser level would see it (down- and up-sampled, shifted a little); its first
             click goes to the largest error or (half of them) there is none.
+        p_lesion, p_subpart, p_union: probabilities that the target is an inserted synthetic lesion
+            (`~ctsam3d_nb.phantom.lesions.insert_lesions`, 1-3 per patch, one is the target), a sub-part
+            of a structure or a union of structures (`~ctsam3d_nb.training.targets`); the rest are
+            single structures. Their sum is at most 1.
+        p_elastic, elastic_mm: real volumes only: probability of a smooth elastic deformation
+            (`~ctsam3d_nb.training.augment.ElasticWarp`) of up to ``elastic_mm``.
+        p_contrast: real volumes only: probability of a contrast-phase change and gamma
+            (`~ctsam3d_nb.training.augment.contrast_phase`).
+        real_uniform_targets: on real volumes draw every labelled structure equally often
+            (`RARE_TARGETS` and its down-weighting of vertebrae and ribs apply to phantoms only).
     """
 
     def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
                  max_shift_mm=20.0, p_domain_rand=0.3, p_cpp=0.5, min_target_voxels=30,
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
-                 p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300):
+                 p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
+                 p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
+                 real_uniform_targets=False):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -218,6 +138,11 @@ class PatchSampler:
         self.p_multiscale, self.max_scale = float(p_multiscale), float(max_scale)
         self.p_zoom_prior, self.p_refine_prior = float(p_zoom_prior), float(p_refine_prior)
         self.min_coarse_voxels = int(min_coarse_voxels)
+        self.p_kind = {"lesion": float(p_lesion), "subpart": float(p_subpart), "union": float(p_union)}
+        if sum(self.p_kind.values()) > 1 + 1e-9:
+            raise ValueError(f"p_lesion + p_subpart + p_union must be <= 1, got {sum(self.p_kind.values())}")
+        self.p_elastic, self.elastic_mm = float(p_elastic), float(elastic_mm)
+        self.p_contrast, self.real_uniform_targets = float(p_contrast), bool(real_uniform_targets)
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -227,7 +152,21 @@ class PatchSampler:
         w = np.asarray([s[1] for s in self.sources], float)
         get = self.sources[r.choice(len(self.sources), p=w / w.sum())][0]
         image, labels = get(v * 1000 + self.rank)
-        return Volume(image, labels, r)
+        vol = Volume(image, labels, r)
+        vol.real = bool(getattr(get, "real", False))
+        return vol
+
+    @classmethod
+    def from_config(cls, cfg, sources, rank: int = 0) -> "PatchSampler":
+        """The sampler a `~ctsam3d_nb.training.TrainConfig` asks for (every sampling field)."""
+        return cls(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size, refresh_every=cfg.refresh_every,
+                   p_augment=cfg.p_augment, p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp,
+                   p_cpp_negative=cfg.p_cpp_negative, large_target_boost=cfg.large_target_boost,
+                   large_target_ml=cfg.large_target_ml, p_multiscale=cfg.p_multiscale, max_scale=cfg.max_scale,
+                   p_zoom_prior=cfg.p_zoom_prior, p_refine_prior=cfg.p_refine_prior, p_lesion=cfg.p_lesion,
+                   p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
+                   elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
+                   real_uniform_targets=cfg.real_uniform_targets)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -251,15 +190,20 @@ class PatchSampler:
         return rot * self.rng.uniform(0.9, 1.1)
 
     @staticmethod
-    def _cut(vol: Volume, center, matrix, order, scale: float = 1.0):
+    def _cut(vol: Volume, center, matrix, order, scale: float = 1.0, warp=None):
         """64³ resampled around ``center`` (index of the 1.5 mm grid) with output→input ``matrix``, at
-        ``scale`` x 1.5 mm voxels (cut from the nearest finer level of the volume); out of volume: 0."""
+        ``scale`` x 1.5 mm voxels (cut from the nearest finer level of the volume); out of volume: 0.
+        ``warp``: an `ElasticWarp` (displacements in 1.5 mm voxels) applied on top, or None."""
         base = max(f for f in LEVEL_FACTORS if f <= scale + 1e-6)
         vol = vol.level(base)
         src = vol.image if order == 1 else vol.labels
         matrix = matrix * (scale / base)
         half = (PATCH - 1) / 2
         offset = np.asarray(center, float) / base - matrix @ np.full(3, half)
+        if warp is not None:
+            pts = warp.coords(matrix, offset, PATCH, base)
+            out = ndimage.map_coordinates(src, pts, order=order, mode="constant", cval=0, prefilter=False)
+            return out.reshape((PATCH,) * 3)
         if np.allclose(matrix, np.eye(3)):  # plain crop: exact and fast
             o = np.rint(offset).astype(int)
             return crop(src, tuple(o), PATCH, 0)
@@ -297,8 +241,12 @@ class PatchSampler:
             return prior, ("none" if self.rng.random() < 0.5 else "error")
         return None, "target"
 
-    def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int, real: bool = False) -> np.ndarray:
         rng = np.random.default_rng(seed)  # same seed for U and V: the pair looks alike
+        if real and self.p_contrast > 0:
+            r = np.random.default_rng([seed, 5])
+            if r.random() < self.p_contrast:
+                img = contrast_phase(img, labels, r)
         if rng.random() < self.p_domain_rand:
             lut = rng.uniform(0, 1, 1024).astype(np.float32)  # per-id intensity, same draw for U and V
             img = lut[labels]
@@ -315,6 +263,55 @@ class PatchSampler:
                 img = ndimage.gaussian_filter(img, rng.uniform(0.3, 0.9))
         return np.clip(img, 0, 1).astype(np.float32)
 
+    def _kind(self) -> str:
+        """The kind of target of the next sample (no draw at all when only structures are asked for)."""
+        if not any(self.p_kind.values()):
+            return "structure"
+        u = self.rng.random()
+        for kind, p in self.p_kind.items():
+            if u < p:
+                return kind
+            u -= p
+        return "structure"
+
+    def _pick_label(self, vol: Volume) -> int:
+        ids = np.asarray(list(vol.points))
+        w = np.asarray([1.0 if vol.real and self.real_uniform_targets else RARE_TARGETS.get(int(i), 1.0)
+                        for i in ids])
+        if self.large_target_boost:
+            w = w * np.where([vol.ml[int(i)] >= self.large_target_ml for i in ids], 1 + self.large_target_boost, 1)
+        return int(ids[self.rng.choice(len(ids), p=w / w.sum())])
+
+    def _warp(self, vol: Volume):
+        """An elastic deformation for this sample (real volumes, with probability ``p_elastic``), or None."""
+        if not vol.real or self.p_elastic <= 0 or self.rng.random() >= self.p_elastic:
+            return None
+        return ElasticWarp(self.rng, self.elastic_mm)
+
+    def _lesion_sample(self, vol: Volume) -> Sample | None:
+        """1-3 lesions inserted into one host class in a patch; the first is the target (no CPP partner:
+        a lesion fits in one patch). None when the volume or patch has no room for one."""
+        hosts = {h: [i for i in ids if i in vol.points] for h, ids in LESION_HOSTS.items()}
+        hosts = {h: ids for h, ids in hosts.items() if ids}
+        if not hosts:
+            return None
+        host = list(hosts)[self.rng.integers(len(hosts))]
+        label = hosts[host][self.rng.integers(len(hosts[host]))]
+        pts = vol.points[label]
+        center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3) / 2
+        m = self._affine()
+        warp = self._warp(vol)
+        lab_u = self._cut(vol, center, m, 0, 1.0, warp)
+        img_u = self._cut(vol, center, m, 1, 1.0, warp)
+        img_u, lesion_map, found = insert_lesions(img_u, lab_u, self.rng, n=1 + int(self.rng.integers(3)),
+                                                  hosts=(host,), min_voxels=self.min_target_voxels)
+        if not found:
+            return None
+        seed = int(self.rng.integers(2**31))
+        # lesions get ids of their own, so domain randomisation paints them apart from their host
+        img_u = self._intensity(img_u, np.where(lesion_map > 0, lesion_map, lab_u), seed, vol.real)
+        return Sample(img_u, found[0].full_mask(lab_u.shape), None, None, None, found[0].id, kind="lesion")
+
     def sample(self, count: int | None = None) -> Sample:
         """Sample number ``count`` (default: the next one)."""
         if count is not None:
@@ -322,23 +319,40 @@ class PatchSampler:
         self.rng = np.random.default_rng([self.seed, self.rank, self.count, 1])
         for _ in range(50):
             vol = self._volume()
-            ids = np.asarray(list(vol.points))
-            w = np.asarray([RARE_TARGETS.get(int(i), 1.0) for i in ids])
-            if self.large_target_boost:
-                w = w * np.where([vol.ml[int(i)] >= self.large_target_ml for i in ids], 1 + self.large_target_boost, 1)
-            label = int(ids[self.rng.choice(len(ids), p=w / w.sum())])
+            kind = self._kind()
+            if kind == "lesion":
+                got = self._lesion_sample(vol)
+                if got is None:
+                    continue
+                self.count += 1
+                return got
+            members = pick_union(vol.points, self.rng) if kind == "union" else None
+            if members is None:
+                kind = "structure" if kind == "union" else kind  # no union in this volume: a structure
+                label = self._pick_label(vol)
+            else:
+                label = members[self.rng.integers(len(members))]
             pts = vol.points[label]
             scale = self._scale(vol.ml[label])
             center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3) * scale
             m = self._affine()
-            lab_u = self._cut(vol, center, m, 0, scale)
-            target = lab_u == label
+            warp = self._warp(vol)
+            lab_u = self._cut(vol, center, m, 0, scale, warp)
+            target = lab_u == label if members is None else np.isin(lab_u, members)
             if target.sum() < self.min_target_voxels:
                 continue
+            prior = first = None
+            if kind == "union" and len(np.unique(lab_u[target])) < 2:
+                continue  # one member in the patch: no union to learn here
+            if kind == "subpart":
+                got = subpart(target, self.rng, self.min_target_voxels)
+                if got is None:
+                    continue
+                target, prior, first = got
             seed = int(self.rng.integers(2**31))
-            img_u = self._intensity(self._cut(vol, center, m, 1, scale), lab_u, seed)
+            img_u = self._intensity(self._cut(vol, center, m, 1, scale, warp), lab_u, seed, vol.real)
             image_v = target_v = face = None
-            if self.rng.random() < self.p_cpp:
+            if kind != "subpart" and self.rng.random() < self.p_cpp:  # a sub-part's extent is the prompt's
                 touches = {(a, d): bool(target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any())
                            for a in range(3) for d in (-1, 1)}
                 negative = self.p_cpp_negative > 0 and self.rng.random() < self.p_cpp_negative
@@ -348,10 +362,12 @@ class PatchSampler:
                     step = np.zeros(3)
                     step[face[0]] = face[1] * STRIDE * scale
                     c_v = center + m @ step
-                    lab_v = self._cut(vol, c_v, m, 0, scale)
-                    target_v = (lab_v == label) & (not negative)  # negative: nothing continues across this face
-                    image_v = self._intensity(self._cut(vol, c_v, m, 1, scale), lab_v, seed)
-            prior, first = self._prior(target, scale)
+                    lab_v = self._cut(vol, c_v, m, 0, scale, warp)
+                    hit = lab_v == label if members is None else np.isin(lab_v, members)
+                    target_v = hit & (not negative)  # negative: nothing continues across this face
+                    image_v = self._intensity(self._cut(vol, c_v, m, 1, scale, warp), lab_v, seed, vol.real)
+            if first is None:
+                prior, first = self._prior(target, scale)
             self.count += 1
-            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first)
+            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind)
         raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")
