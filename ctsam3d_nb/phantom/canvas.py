@@ -47,7 +47,8 @@ class Canvas:
         return m
 
     def paint(self, box: Box | None, mask: np.ndarray, name: str | int, tissue: int, only=None):
-        """Write label ``name`` and ``tissue`` where ``mask`` (shape of ``box``) is true.
+        """Write label ``name`` and ``tissue`` where ``mask`` (shape of ``box``) is true; clears the
+        texture offset painted there before.
 
         Args:
             only: optional label ids (or names); paint only over voxels that
@@ -61,14 +62,18 @@ class Canvas:
             mask = mask & self._member(lab, only)
         lab[mask] = lab_id
         self.tissue[box][mask] = tissue
+        # a structure painted over another must not keep its texture (a liver over stool looked mottled)
+        self.offset[box][mask] = 0.0
 
     def set_tissue(self, box: Box | None, mask: np.ndarray, tissue: int, within=None):
-        """Change the tissue (not the label) where ``mask``; ``within``: only on these labels."""
+        """Change the tissue (not the label) where ``mask`` and clear its texture offset;
+        ``within``: only on these labels."""
         if box is None:
             return
         if within is not None:
             mask = mask & self._member(self.label[box], within)
         self.tissue[box][mask] = tissue
+        self.offset[box][mask] = 0.0
 
     def rough(self, box: Box, field: np.ndarray, amp: float, corr_mm: float) -> np.ndarray:
         """``field`` plus smooth noise of std ``amp`` and correlation ``corr_mm``: irregular outlines."""
