@@ -7,6 +7,14 @@ This produces the tables of ``docs/evaluation.md`` and ``docs/model_card.md``::
 Phantom seeds 900000+ are never used in training (training draws seeds below 10^6 per
 ``seed * 10^6 + v * 1000 + rank``). The DICOM series in ``../shared/data/real_ct`` is never
 used in training either; its labels are TotalSegmentator v2 predictions (pseudo ground truth).
+
+``--lesions`` evaluates synthetic lesions instead (docs/lesions.md): into each held-out phantom one
+lesion per host class (liver, kidney, lung, bone) is inserted, drawn from
+``numpy.random.default_rng([LESION_EVAL_SEED, phantom seed, host index])``. Training draws its
+lesions from the sampler's streams ``default_rng([seed, rank, count, 1])`` on training phantoms, so
+neither the anatomy nor the lesion draws of this set are ever trained on::
+
+    python benchmarks/evaluate_shipped.py --model nano --lesions --no-real --out-dir docs/eval_lesions
 """
 from __future__ import annotations
 
@@ -16,12 +24,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb.anatomy import by_name
 from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
+from ctsam3d_nb.phantom.lesions import LESION_HOSTS, insert_lesions
+from ctsam3d_nb.volume import CTVolume
 from ctsam3d_nb.settings import add_arguments, from_arguments
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
@@ -29,6 +40,7 @@ PHANTOM_STRUCTURES = ["liver", "spleen", "kidney_left", "kidney_right", "stomach
                       "aorta", "inferior_vena_cava", "heart", "lung_left", "lung_right", "urinary_bladder",
                       "trachea", "esophagus", "vertebrae_L1", "vertebrae_L3", "vertebrae_T10", "hip_left",
                       "femur_right", "iliopsoas_left", "spinal_cord", "rib_right_8", "sternum", "duodenum"]
+LESION_EVAL_SEED = 9_000_001  # first entropy word of the held-out lesion draws (never used in training)
 REAL_STRUCTURES = ["liver", "spleen", "stomach", "aorta", "kidney_left", "kidney_right", "inferior_vena_cava",
                    "vertebrae_L1", "vertebrae_L2", "vertebrae_L3", "vertebrae_T12", "vertebrae_T11", "pancreas",
                    "gallbladder", "heart"]
@@ -48,6 +60,35 @@ def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=20
     return frames
 
 
+def lesion_case(seed: int, shape=(400, 256, 256)):
+    """Held-out phantom ``seed`` with one lesion per host class: ``(CTVolume, [Lesion, ...])``."""
+    ct, labels, _ = make_phantom(seed, shape=shape)
+    hu = ct.array.astype("float32")
+    found = []
+    for k, host in enumerate(LESION_HOSTS):
+        rng = np.random.default_rng([LESION_EVAL_SEED, seed, k])
+        hu, _, got = insert_lesions(hu, labels, rng, n=1, hosts=(host,), hu=True, min_voxels=200)
+        found += got
+    out = CTVolume.from_array(np.clip(np.rint(hu), -1024, 3071).astype("int16"), spacing=ct.spacing,
+                              origin=ct.origin, direction=ct.direction)
+    return out, found
+
+
+def _run_lesions(pred, seeds, clicks, t0):
+    frames = []
+    for seed in seeds:
+        ct, found = lesion_case(seed)
+        pred.set_volume(ct)
+        for les in found:
+            df = evaluate_interactive(pred, ct, les.full_mask(ct.shape), n_clicks=clicks, structure=les.name)
+            df.insert(0, "case", str(seed))
+            df.insert(0, "dataset", "synthetic lesions (held out)")
+            frames.append(df)
+        print(f"lesions in phantom {seed}: {', '.join(f'{x.name} {x.diameter_mm:.0f} mm' for x in found)} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return frames
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="nano", help="config name (shipped weights) or checkpoint path")
@@ -57,6 +98,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--structures", nargs="+", help="phantom structures (default: the 25 of the model card)")
     ap.add_argument("--no-real", action="store_true", help="skip the real DICOM case")
+    ap.add_argument("--lesions", action="store_true",
+                    help="evaluate held-out synthetic lesions (one per liver/kidney/lung/bone per seed) instead of "
+                         "the phantom structures")
     add_arguments(ap)  # the click settings: --mode zoom|grow, --cpp-heatmaps, ...
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
@@ -67,7 +111,9 @@ def main(argv=None):
     pred = Predictor(model, from_arguments(args, ap), device="cpu")
     t0 = time.perf_counter()
     frames = []
-    for seed in args.seeds:
+    if args.lesions:
+        frames += _run_lesions(pred, args.seeds, args.clicks, t0)
+    for seed in [] if args.lesions else args.seeds:
         ct, labels, _ = make_phantom(seed)
         frames += _run_case(pred, ct, labels, args.structures or PHANTOM_STRUCTURES, "phantom (held out)",
                             str(seed), args.clicks)
