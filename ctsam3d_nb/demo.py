@@ -14,8 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
+from .anatomy import by_name
+from .checkpoint import load_model
+from .clicks import first_click
+from .predictor import Predictor
+from .render import render_orthogonal
 from .sample import load_sample
 
 
@@ -40,12 +46,7 @@ def main(argv=None) -> int:
 
 
 def _run(ap, args) -> int:
-    import matplotlib
-
     matplotlib.use("Agg")
-    from .anatomy import by_name
-    from .render import render_orthogonal
-
     out = Path(args.out).expanduser()
     if out.is_dir():
         return _error(f"--out '{out}' is a folder; pass a .png file name, e.g. --out {out / 'demo.png'}")
@@ -62,10 +63,6 @@ def _run(ap, args) -> int:
     if not target.any():
         return _error(f"'{args.structure}' is not in the sample's label map")
     print(f"loaded {ct} in {time.perf_counter() - t0:.2f} s; {len(np.unique(labels)) - 1} labelled structures")
-    from .checkpoint import load_model
-    from .clicks import first_click
-    from .predictor import Predictor
-
     try:
         model = load_model("nano")
     except FileNotFoundError as e:  # no trained weights in this install: show the sample only

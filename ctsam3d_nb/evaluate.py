@@ -25,12 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm import tqdm
 
-from . import anatomy
+from . import anatomy, checkpoint
 from ._atomic import atomic_write
 from .evaluation.aggregate import summary_table
 from .evaluation.datasets import DATASETS, open_dataset
 from .evaluation.interactive import RECORD_COLUMNS, evaluate_interactive
+from .predictor import Predictor
 from .settings import add_arguments, from_arguments
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
@@ -139,11 +142,7 @@ def _append(rows: pd.DataFrame, out: Path, columns: list[str]):
 
 
 def _load_model(args):
-    from . import checkpoint
-
     if args.random_weights:
-        import torch
-
         torch.manual_seed(0)  # the same random model on every run
     try:
         return checkpoint.load_model(args.model, device=args.device, pretrained=not args.random_weights)
@@ -162,10 +161,6 @@ def _targets(labels: np.ndarray, wanted) -> list[tuple[str, int]]:
 
 def run(args) -> pd.DataFrame:
     """Evaluate as ``args`` (from `build_parser`) says; returns the full results table."""
-    from tqdm import tqdm
-
-    from .predictor import Predictor
-
     if args.clicks < 1:
         raise ValueError(f"--clicks must be >= 1, got {args.clicks}")
     if args.max_cases is not None and args.max_cases < 1:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .volume import CTVolume
 
@@ -49,8 +50,6 @@ def downsample(image: np.ndarray, factor: int) -> np.ndarray:
         raise ValueError(f"factor must be a positive integer, got {factor}")
     if factor == 1:
         return np.asarray(image, np.float32)
-    from scipy import ndimage
-
     smooth = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma=0.42 * factor, mode="nearest", truncate=3.0)
     return np.ascontiguousarray(smooth[::factor, ::factor, ::factor])
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import marching_cubes
 
 from ._atomic import atomic_write, export_target
 from .volume import CTVolume
@@ -27,15 +28,6 @@ from .volume import CTVolume
 __all__ = ["MESH_SUFFIXES", "Mesh", "mask_surface", "mask_mesh", "export_mesh"]
 
 MESH_SUFFIXES = (".stl", ".ply", ".obj")
-
-
-def _marching_cubes():
-    try:
-        from skimage.measure import marching_cubes
-    except ImportError as e:
-        raise ImportError(f"meshes need scikit-image ({e}); install it with `pip install 'scikit-image>=0.22'`") \
-            from None
-    return marching_cubes
 
 
 def mask_surface(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +55,7 @@ def mask_surface(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([h[0] for h in hit])
     hi = np.array([h[-1] + 1 for h in hit])
     box = np.pad(m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1).astype(np.float32)
-    verts, faces, _, _ = _marching_cubes()(box, level=0.5, method="lorensen", allow_degenerate=False)
+    verts, faces, _, _ = marching_cubes(box, level=0.5, method="lorensen", allow_degenerate=False)
     verts = (verts + (lo - 1)).astype(np.float32)  # undo the crop and the padding
     # skimage winds them clockwise from outside in (z, y, x) order: reverse to face outward
     return verts, np.ascontiguousarray(faces[:, ::-1]).astype(np.uint32)

@@ -354,7 +354,7 @@ class Predictor:
     def summary(self):
         """The objects as a table (pandas DataFrame): name, label id, volume in mL, clicks (positive /
         negative) and mean HU inside the mask; one row per object, in creation order."""
-        import pandas as pd
+        import pandas as pd  # on first use: `import ctsam3d_nb` stays without pandas (~0.5 s)
 
         self._require_volume()
         rows = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .anatomy import color_lut
 from .masks import mask_to_image
 from .volume import CTVolume
 
@@ -64,7 +65,7 @@ def render_orthogonal(ct: CTVolume, labels=None, center=None, window="soft_tissu
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # on first use: `import ctsam3d_nb` stays without pyplot (~0.8 s)
 
     if center is None:
         center = (np.argwhere(np.asarray(labels) > 0).mean(0) if labels is not None and np.any(labels)
@@ -76,7 +77,6 @@ def render_orthogonal(ct: CTVolume, labels=None, center=None, window="soft_tissu
     hu, lab, sp = canonical_view(ct, labels)
     c = np.clip(np.rint(c).astype(int), 0, np.asarray(hu.shape) - 1)
     if colors is None:
-        from .anatomy import color_lut
         colors = color_lut()
     views = [
         ("axial", hu[c[0]], None if lab is None else lab[c[0]], sp[1] / sp[2], "upper"),

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .io import load_ct, load_labels
 from .volume import CTVolume
 
 __all__ = ["Sample", "load_sample", "sample_paths"]
@@ -61,8 +62,6 @@ def load_sample() -> Sample:
         >>> ct.shape, labels.shape, names[5]
         ((128, 160, 160), (128, 160, 160), 'liver')
     """
-    from .io import load_ct, load_labels
-
     paths = sample_paths()
     ct = load_ct(paths["ct"])
     labels = load_labels(paths["labels"], like=ct)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
+from .checkpoint import load_model
 from .settings import ClickSettings
 from .volume import CTVolume
 
@@ -129,8 +130,6 @@ class SessionLog:
                 raise ValueError(f"this session was recorded on another CT (differs in: {', '.join(diff)}). "
                                  "Load the same scan it was made on.")
         if model is None:
-            from .checkpoint import load_model
-
             name = (session.get("model") or {}).get("name") or "nano"
             model = load_model(name)
         recorded = ((session.get("model") or {}).get("checkpoint") or {}).get("sha256")

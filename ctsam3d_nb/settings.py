@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -99,8 +100,6 @@ def _whole(v) -> bool:
 
 def _field_comments() -> dict:
     """Each field's comment in the class body above (the CLI help)."""
-    import inspect
-
     out = {}
     for line in inspect.getsource(ClickSettings).splitlines():
         line = line.strip()

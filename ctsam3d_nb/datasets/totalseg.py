@@ -103,7 +103,7 @@ class TotalSegmentator(CaseDataset):
         self._value_of = {name: value for value, name in labels.items()}
 
     def _split_ids(self, split: str) -> set[str]:
-        import pandas as pd
+        import pandas as pd  # only to read meta.csv for a split: loading cases needs no pandas (~0.5 s)
 
         meta = self.root / "meta.csv"
         if not meta.is_file():

@@ -18,12 +18,20 @@ WebGL cannot be detected from Python: choose ``backend="static"`` there.
 from __future__ import annotations
 
 import html
+import io
 
 import ipywidgets as W
 import numpy as np
+from IPython.display import display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LightSource
+from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from scipy import ndimage
 
-from ..volume import CTVolume
+from ..anatomy import by_id
 from ..meshes import mask_surface
+from ..volume import CTVolume
 from .geometry import Orientation, downsample_mask, label_colors, predictor_labels
 
 __all__ = ["VolumeView", "BACKENDS"]
@@ -34,7 +42,7 @@ _CAMERA_AZIMUTH, _CAMERA_ELEVATION = 20.0, 20.0  # degrees: from the front, towa
 
 def _ipv():
     try:
-        import ipyvolume
+        import ipyvolume  # heavy (pythreejs), and only for the 3D view: imported when one is made
     except ImportError as e:  # ipyvolume 0.6.3 imports ipython_genutils without declaring it
         raise ImportError(f"VolumeView needs ipyvolume ({e}); install it with "
                           "`pip install ipyvolume ipython_genutils`") from None
@@ -43,8 +51,6 @@ def _ipv():
 
 def _bboxes(labels_c: np.ndarray, ids=None) -> dict:
     """``{id: (lo, hi)}`` index boxes of the non-zero ids of a label map (one pass, scipy)."""
-    from scipy import ndimage
-
     lab = labels_c.view(np.uint8) if labels_c.dtype == bool else labels_c
     found = ndimage.find_objects(lab, max_label=max(ids) if ids else 0)
     wanted = set(ids) if ids else None
@@ -143,8 +149,6 @@ class VolumeView(W.VBox):
         return self
 
     def _ipython_display_(self):
-        from IPython.display import display
-
         display(self._repr_mimebundle_(), raw=True)
 
     def __repr__(self) -> str:
@@ -275,8 +279,6 @@ class VolumeView(W.VBox):
 
     def _names(self, surf) -> dict:
         """Label value → display name: the predictor's object names, else ontology names."""
-        from ..anatomy import by_id
-
         names = {}
         if self.predictor is not None:
             objs = self.predictor.objects
@@ -294,13 +296,6 @@ def render_static(surfaces: dict, box, size_px=(420, 420)) -> bytes:
     """PNG of surfaces ``{label: (x, y, z, triangles, rgb)}`` in scene mm (x = left, y = head,
     z = anterior), seen from the front-left and above, with shading. ``box``: the scene limits
     ``[(lo, hi)] * 3``, drawn in their physical proportions (a thin scan is a slab, with no empty cube)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LightSource
-    from matplotlib.figure import Figure
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-
     fig = Figure(figsize=(size_px[0] / 100, size_px[1] / 100), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0, 0, 1, 1), projection="3d")
