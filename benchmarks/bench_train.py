@@ -1,25 +1,28 @@
-"""Training throughput (patches/s) on CPU: our decoder versus the release's decoder, side by side.
+"""Training throughput (patches/s) on CPU: the model step in float32 and in bfloat16, the whole
+pipeline with and without a data worker, and the release's decoder for reference.
 
-One run, one machine, the real training step of ``ctsam3d_nb.training`` (encoder
-once, ``click_rounds`` decoder passes with simulated clicks from the model's own
-errors, Dice + focal loss, the CPP heatmap loss, backward, gradient clipping,
-AdamW step), on the same pre-cut batches from phantoms:
-
-* ``ours``: the ``nano`` model as trained and shipped;
-* ``release decoder``: the same encoder and CPP net with the release's decoder
-  (``OriginalSpadeDecoder``, dim 256, SPADE at every scale) in place of ours;
-* data: the time to cut and augment one batch (``PatchSampler``), the same for both.
-
-Reported: median seconds per step (model only), patches/s with and without data
-time, and the ratio release / ours.
+1. Model step, one run, the same pre-cut batches (from a phantom) for every row, rows interleaved
+   step by step so that load from other processes hits them alike: the real training step of
+   ``ctsam3d_nb.training`` (encoder once, ``click_rounds`` decoder passes with simulated clicks
+   from the model's own errors, Dice + focal loss, the CPP heatmap loss, backward, gradient
+   clipping, AdamW step) of ``nano`` in float32 and under bfloat16 autocast
+   (``TrainConfig.precision``); and, with ``--ref-steps``, the release's decoder
+   (``OriginalSpadeDecoder``) in place of ours, float32.
+2. Pipeline (``--pipeline-steps N``): ``train()`` itself for N steps from the shipped weights on
+   the data of the long runs (400x256x256 phantoms, a new one every 24 steps, plus the real
+   training CT, multi-scale patches): patches per second of wall time, data cutting and phantom
+   generation included, for (fp32, no worker) = the old default, (bf16, no worker) and
+   (bf16, 1 data worker).
 
 Usage:
-    python benchmarks/bench_train.py --steps 8 --ref-steps 3 --out docs/benchmarks.md
+    python benchmarks/bench_train.py --steps 8 --ref-steps 0 --pipeline-steps 72 --out docs/benchmarks.md
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import machine_info  # noqa: E402  (same machine description in every table)
 from ctsam3d_nb.modeling import build_model  # noqa: E402
 from ctsam3d_nb.modeling.reference_decoder import OriginalSpadeDecoder  # noqa: E402
-from ctsam3d_nb.training import TrainConfig  # noqa: E402
+from ctsam3d_nb.training import TrainConfig, train  # noqa: E402
 from ctsam3d_nb.training.data import PatchSampler, phantom_source  # noqa: E402
-from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients  # noqa: E402
+from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients, cpu_has_native_bf16  # noqa: E402
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_ct"
 
 
 def _batches(cfg: TrainConfig, n: int, sigma: float):
@@ -49,58 +54,106 @@ def _batches(cfg: TrainConfig, n: int, sigma: float):
     return out, float(np.median(times))
 
 
-def _time_steps(model, cfg: TrainConfig, batches, steps: int, warmup: int = 1) -> float:
-    step_module = TrainStep(model, cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    times = []
-    for i in range(warmup + steps):
-        batch = batches[i % len(batches)]
+class _Stepper:
+    """One model + optimizer; ``step(batch, i)`` runs one training step and returns its seconds."""
+
+    def __init__(self, model, cfg: TrainConfig, bf16: bool):
+        self.model, self.cfg, self.bf16 = model, cfg, bf16
+        self.module = TrainStep(model, cfg)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model.train()
+
+    def step(self, batch, i: int) -> float:
         t = time.perf_counter()
-        loss, _ = step_module(batch, np.random.default_rng(i))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            loss, _ = self.module(batch, np.random.default_rng(i))
         loss.backward()
-        clip_gradients(model, cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        clip_gradients(self.model, self.cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+
+def _interleaved(steppers: dict, batches, steps: int, warmup: int = 1) -> dict:
+    times = {name: [] for name in steppers}
+    for i in range(warmup + steps):
+        for name, s in steppers.items():
+            dt = s.step(batches[i % len(batches)], i)
+            if i >= warmup:
+                times[name].append(dt)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def _pipeline(steps: int, precision: str, workers: int, threads: int) -> float:
+    """Patches/s of ``train()`` over its last ``steps - 24`` steps (the first 24 warm up and fill the pool)."""
+    real = [[str(REAL / "example_ct_sm.nii.gz"), str(REAL / "example_seg.nii.gz")]] if REAL.is_dir() else []
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(out_dir=out, init="nano", steps=steps, lr=3e-4, warmup_steps=10, log_every=24,
+                          save_every=10**6, phantom_shape=(400, 256, 256), real_pairs=real,
+                          real_weight=0.15 if real else 0.0, threads=threads, cpp_pos_weight=500.0,
+                          p_cpp_negative=0.3, large_target_boost=2.0, p_multiscale=0.6, p_refine_prior=0.2,
+                          precision=precision, workers=workers, seed=77)
+        train(cfg, progress=False)
+        lines = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    rates = [m["patches_per_s"] for m in lines[1:]]
+    return float(np.mean(rates))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="nano")
-    ap.add_argument("--steps", type=int, default=8, help="timed steps of our model")
-    ap.add_argument("--ref-steps", type=int, default=3, help="timed steps with the (slow) release decoder")
+    ap.add_argument("--steps", type=int, default=8, help="timed model steps per row (interleaved)")
+    ap.add_argument("--ref-steps", type=int, default=0, help="timed steps with the (slow) release decoder; 0 = skip")
+    ap.add_argument("--pipeline-steps", type=int, default=0,
+                    help="steps of train() per pipeline row (>= 48: two phantoms generated); 0 = skip")
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--click-rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=None, help="append the table and machine info to this file")
+    ap.add_argument("--out", type=Path, default=None, help="append the tables and machine info to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(model=args.model, batch_size=args.batch_size, click_rounds=args.click_rounds,
                       phantom_shape=(400, 256, 256), cpp_pos_weight=500.0)
     torch.manual_seed(0)
-    ours = build_model(args.model)
-    batches, data_s = _batches(cfg, max(args.steps, args.ref_steps) + 1, ours.config.cpp_sigma)
-    t_ours = _time_steps(ours, cfg, batches, args.steps)
-    print(f"ours: {t_ours:.2f} s/step", file=sys.stderr, flush=True)
+    fp32 = build_model(args.model)
     torch.manual_seed(0)
-    ref = build_model(args.model)
-    ref.mask_decoder = OriginalSpadeDecoder(encoder_channels=ref.config.encoder_out_channels)
-    t_ref = _time_steps(ref, cfg, batches, args.ref_steps)
-    print(f"release decoder: {t_ref:.2f} s/step", file=sys.stderr, flush=True)
-
+    bf16 = build_model(args.model)
+    batches, data_s = _batches(cfg, args.steps + 1, fp32.config.cpp_sigma)
+    steppers = {"fp32": _Stepper(fp32, cfg, False), "bf16": _Stepper(bf16, cfg, True)}
+    t = _interleaved(steppers, batches, args.steps)
+    print(f"model step: {t}", file=sys.stderr, flush=True)
     b = cfg.batch_size
-    rows = [("ours (`" + args.model + "`, light SPADE decoder)", t_ours, args.steps),
-            ("release decoder (`OriginalSpadeDecoder`)", t_ref, args.ref_steps)]
-    lines = [f"Batch {b}, {cfg.click_rounds} click rounds per step, CPP loss on, 64³ patches; "
-             f"cutting one batch from a phantom takes {data_s * 1e3:.0f} ms (median).", "",
-             "| model | s/step (model, median) | patches/s (model) | patches/s (with data) | steps |",
+    rows = [(f"`{args.model}`, float32", t["fp32"], args.steps),
+            (f"`{args.model}`, bfloat16 autocast", t["bf16"], args.steps)]
+    if args.ref_steps:
+        torch.manual_seed(0)
+        ref = build_model(args.model)
+        ref.mask_decoder = OriginalSpadeDecoder(encoder_channels=ref.config.encoder_out_channels)
+        t_ref = _interleaved({"ref": _Stepper(ref, cfg, False)}, batches, args.ref_steps)["ref"]
+        rows.append(("release decoder (`OriginalSpadeDecoder`), float32", t_ref, args.ref_steps))
+    lines = [f"Model step: batch {b}, {cfg.click_rounds} click rounds per step, CPP loss on, 64³ patches; "
+             f"the same batches for every row, rows interleaved step by step; native bfloat16 on this CPU: "
+             f"{cpu_has_native_bf16()}; cutting one batch from a phantom takes {data_s * 1e3:.0f} ms (median).", "",
+             "| model step | s/step (median) | patches/s (model) | patches/s (+ cutting) | steps |",
              "|---|---:|---:|---:|---:|"]
-    for name, t, n in rows:
-        lines.append(f"| {name} | {t:.2f} | {b / t:.2f} | {b / (t + data_s):.2f} | {n} |")
-    lines += ["", f"Ratio release / ours (time per step): **{t_ref / t_ours:.1f}×**"]
+    for name, s, n in rows:
+        lines.append(f"| {name} | {s:.2f} | {b / s:.2f} | {b / (s + data_s):.2f} | {n} |")
+    lines += ["", f"bfloat16 / float32 speed-up of the step: **{t['fp32'] / t['bf16']:.2f}×**"]
+    if args.pipeline_steps:
+        pipe = [("float32, data in the training process (the old default)", "fp32", 0),
+                ("bfloat16, data in the training process", "bf16", 0),
+                ("bfloat16, 1 data worker process", "bf16", 1)]
+        rates = []
+        for name, precision, workers in pipe:
+            rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads))
+            print(f"pipeline {name}: {rates[-1]:.2f} patches/s", file=sys.stderr, flush=True)
+        lines += ["", f"Pipeline: `train()` for {args.pipeline_steps} steps per row from the shipped `nano`, "
+                  "the long runs' data (400×256×256 phantoms, a new one every 24 steps, the real training CT, "
+                  "multi-scale patches); patches per second of wall time after the first 24 steps, data cutting "
+                  "and phantom generation included.", "",
+                  "| pipeline | patches/s | vs the old default |", "|---|---:|---:|"]
+        for (name, _, _), r in zip(pipe, rates):
+            lines.append(f"| {name} | {r:.2f} | {r / rates[0]:.2f}× |")
     table = "\n".join(lines)
     info = machine_info()
     print(table)

@@ -105,6 +105,13 @@ def conv3d(
     everywhere else it is ``F.conv3d``. Results agree to float32 round-off
     (different summation order), gradients included.
     """
+    if groups > 1 and x.device.type == "cpu" and _cpu_autocast():
+        # Grouped (depthwise) convs stay float32 under CPU bfloat16 autocast: oneDNN's bf16 depthwise 3D
+        # weight gradient on channels-last input came out inf or non-deterministic in training steps
+        # (torch 2.13, AVX512-BF16 CPU; tests/test_training.py). They are cheap; float32 costs nothing.
+        with torch.autocast("cpu", enabled=False):
+            return conv3d(x.float(), weight.float(), None if bias is None else bias.float(), stride, padding,
+                          dilation, groups)
     if _can_route(x, weight, padding):
         return torch.ops.aten.mkldnn_convolution(
             x.contiguous(), weight, bias, _triple(padding), _triple(stride), _triple(dilation), groups

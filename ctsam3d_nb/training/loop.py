@@ -129,6 +129,25 @@ def clip_gradients(model, max_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.nn.utils.clip_grad_norm_(rest, max_norm), torch.nn.utils.clip_grad_norm_(cpp, max_norm))
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a step runs under bfloat16 autocast (`TrainConfig.precision`).
+
+    ``"auto"``: on CUDA, and on CPUs that run bfloat16 natively (oneDNN's AVX512-BF16/AMX
+    kernels; elsewhere PyTorch emulates it and a step gets slower, not faster).
+    """
+    if precision == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return precision == "bf16"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU has native bfloat16 kernels (oneDNN's check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def _lr(cfg: TrainConfig, step: int, time_fraction: float | None = None) -> float:
     """Warm-up over steps, then cosine decay over the steps (or over the time limit's fraction)."""
     if step < cfg.warmup_steps:
@@ -174,12 +193,7 @@ class _SampleStream(torch.utils.data.IterableDataset):
 
 
 def _sampler(cfg: TrainConfig, sources, rank: int) -> PatchSampler:
-    return PatchSampler(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size,
-                        refresh_every=cfg.refresh_every, p_augment=cfg.p_augment,
-                        p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp, p_cpp_negative=cfg.p_cpp_negative,
-                        large_target_boost=cfg.large_target_boost, large_target_ml=cfg.large_target_ml,
-                        p_multiscale=cfg.p_multiscale, max_scale=cfg.max_scale, p_zoom_prior=cfg.p_zoom_prior,
-                        p_refine_prior=cfg.p_refine_prior)
+    return PatchSampler.from_config(cfg, sources, rank)
 
 
 def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
@@ -245,6 +259,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         sampler = _sampler(cfg, sources, rank)
         next_samples = lambda step: [sampler.sample(step * cfg.batch_size + i)  # noqa: E731
                                      for i in range(cfg.batch_size)]
+    bf16 = use_bf16(cfg.precision, device)
     limit_s = cfg.max_minutes * 60
     t0, t_saved = time.perf_counter(), time.perf_counter()
 
@@ -259,7 +274,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
                desc=f"train {cfg.model}")
     t_last, n_last = time.perf_counter(), 0
     model.train()
-    done = start
+    done, skipped = start, 0  # skipped: steps whose update was dropped for a non-finite gradient (this process)
     for step in bar:
         rng = np.random.default_rng([cfg.seed, rank, step, 3])
         torch.manual_seed(cfg.seed * 7919 + step * 31 + rank)
@@ -269,18 +284,27 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         fraction = min(1.0, elapsed / limit_s) if limit_s else None
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step, fraction)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, metrics = step_module(batch, rng)
         loss.backward()
         gnorm, gnorm_cpp = clip_gradients(model, cfg.grad_clip)
-        opt.step()
+        finite = bool(torch.isfinite(gnorm) & torch.isfinite(gnorm_cpp) & torch.isfinite(loss.detach()))
+        if distributed:  # every rank skips the same steps (DDP has averaged the gradients already)
+            flag = torch.tensor([float(finite)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if finite:
+            opt.step()
+        else:  # a non-finite loss or gradient (rare under bf16): skip the update rather than poison the weights
+            skipped += 1
         opt.zero_grad(set_to_none=True)
         n_last += cfg.batch_size * world
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             now = time.perf_counter()
             metrics.update(step=done, lr=_lr(cfg, step, fraction), grad_norm=float(gnorm), grad_norm_cpp=float(gnorm_cpp),
-                           patches_per_s=n_last / (now - t_last), time=time.time())
+                           patches_per_s=n_last / (now - t_last), time=time.time(), skipped_steps=skipped,
+                           precision="bf16" if bf16 else "fp32")
             t_last, n_last = now, 0
             with open(metrics_file, "a") as f:
                 f.write(json.dumps(metrics) + "\n")
