@@ -33,7 +33,10 @@ import torch
 
 import ctsam3d_nb as cs
 from ctsam3d_nb.anatomy import convert_labels
-from ctsam3d_nb.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model, weights_sha256
+from ctsam3d_nb.checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model,
+                                   save_checkpoint, weights_sha256)
+from ctsam3d_nb.io import CTLoadError, mask_to_image
+from ctsam3d_nb.modeling import build_model
 from ctsam3d_nb.render import canonical_view
 from ctsam3d_nb.training import TrainConfig, train
 from ctsam3d_nb.training.config import check_out_dir
@@ -168,7 +171,7 @@ def _series_bad_orientation(t):
 # ---------------------------------------------------------------- checkpoints
 def _model_ckpt(tmp, name="m.pt"):
     torch.manual_seed(0)
-    return cs.save_checkpoint(cs.build_model("nano"), tmp / name)
+    return save_checkpoint(build_model("nano"), tmp / name)
 
 
 def _rewrite(tmp, name, change):
@@ -227,7 +230,7 @@ def _train(out_dir, **kw):
 
 def _nan_last(tmp):
     run = _run_folder(tmp, last=False)
-    model = cs.build_model("nano")
+    model = build_model("nano")
     state = model.state_dict()
     k = sorted(state)[0]
     state[k] = torch.full_like(state[k], float("nan"))
@@ -238,36 +241,36 @@ def _nan_last(tmp):
 # (id, setup(tmp) -> thunk, exception, message regex)
 CASES = [
     # ---- DICOM series that SimpleITK would stack with one averaged spacing (decision: an error)
-    ("dicom-missing-slice", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_missing_slice(t)), cs.CTLoadError,
+    ("dicom-missing-slice", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_missing_slice(t)), CTLoadError,
      r"(?s)missing 1 slice.*2 mm apart.*gap of 4 mm between -782.5 and -778.5 mm.*Copy the complete series.*dcm2niix"),
-    ("dicom-copied-slice", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_copied_slice(t)), cs.CTLoadError,
+    ("dicom-copied-slice", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_copied_slice(t)), CTLoadError,
      r"(?s)1 duplicate slice position.*'copy_of_slice_6' at -776.5 mm.*remove the duplicate"),
     ("dicom-duplicate-position", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_duplicate_position(t)),
-     cs.CTLoadError, r"(?s)duplicate slice position.*at -776.5 mm"),
-    ("dicom-varying-spacing", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_varying_spacing(t)), cs.CTLoadError,
+     CTLoadError, r"(?s)duplicate slice position.*at -776.5 mm"),
+    ("dicom-varying-spacing", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_varying_spacing(t)), CTLoadError,
      r"(?s)varying slice spacing: gaps of 2, 3 mm.*dcm2niix.*_Eq"),
-    ("dicom-gantry-tilt", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_gantry_tilt(t)), cs.CTLoadError,
+    ("dicom-gantry-tilt", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_gantry_tilt(t)), CTLoadError,
      r"(?s)sheared.*9.5 mm from the first slice to the last.*gantry tilt.*_Tilt_1"),
     ("dicom-mixed-orientation", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_mixed_orientation(t)),
-     cs.CTLoadError, r"(?s)mixes slice orientations.*\(1, 0, 0, 0, 0, -1\).*own folder"),
+     CTLoadError, r"(?s)mixes slice orientations.*\(1, 0, 0, 0, 0, -1\).*own folder"),
     ("dicom-non-orthogonal-orientation", lambda t: (lambda d: lambda: cs.load_ct(d))(_series_bad_orientation(t)),
-     cs.CTLoadError, r"(?s)not orthogonal unit vectors.*Re-export"),
+     CTLoadError, r"(?s)not orthogonal unit vectors.*Re-export"),
     # ---- geometry a CT grid cannot hold: files, SimpleITK images, arrays
     ("ct-sheared-mha", lambda t: (lambda p: lambda: cs.load_ct(p))(_write(t, "s.mha", _image(direction=SHEAR))),
-     cs.CTLoadError, r"(?s)s\.mha' has sheared \(non-orthogonal\) voxel axes.*Resample it onto an orthogonal grid"),
-    ("ct-sheared-nifti-sform", lambda t: (lambda p: lambda: cs.load_ct(p))(_sheared_nifti(t)), cs.CTLoadError,
+     CTLoadError, r"(?s)s\.mha' has sheared \(non-orthogonal\) voxel axes.*Resample it onto an orthogonal grid"),
+    ("ct-sheared-nifti-sform", lambda t: (lambda p: lambda: cs.load_ct(p))(_sheared_nifti(t)), CTLoadError,
      r"(?s)sheared\.nii' has a sheared sform.*qform.*Resample"),
-    ("ct-sheared-sitk-image", lambda t: lambda: cs.load_ct(_image(direction=SHEAR)), cs.CTLoadError,
+    ("ct-sheared-sitk-image", lambda t: lambda: cs.load_ct(_image(direction=SHEAR)), CTLoadError,
      "the SimpleITK image has sheared"),
     ("ct-sheared-array-direction", lambda t: lambda: cs.load_ct(synthetic_hu(), spacing=(1, 1, 1), direction=SHEAR),
      ValueError, "orthonormal.*sheared"),
-    ("ct-nan-origin-sitk-image", lambda t: lambda: cs.load_ct(_image(origin=(0.0, float("nan"), 0.0))), cs.CTLoadError,
+    ("ct-nan-origin-sitk-image", lambda t: lambda: cs.load_ct(_image(origin=(0.0, float("nan"), 0.0))), CTLoadError,
      r"non-finite origin \(0, nan, 0\).*SetOrigin"),
     ("ct-nan-origin-nifti", lambda t: (lambda p: lambda: cs.load_ct(p))(_write(t, "n.nii.gz", _image(origin=(float("nan"), 0, 0)))),
-     cs.CTLoadError, r"n\.nii\.gz' has a non-finite origin"),
-    ("ct-nan-offset-mha-header", lambda t: (lambda p: lambda: cs.load_ct(p))(_nan_offset_mha(t)), cs.CTLoadError,
+     CTLoadError, r"n\.nii\.gz' has a non-finite origin"),
+    ("ct-nan-offset-mha-header", lambda t: (lambda p: lambda: cs.load_ct(p))(_nan_offset_mha(t)), CTLoadError,
      r"nan\.mha' has a non-finite Offset \(0 nan 0\).*silently read it as 0"),
-    ("ct-inf-spacing-sitk-image", lambda t: lambda: cs.load_ct(_image(spacing=(1.0, float("inf"), 1.0))), cs.CTLoadError,
+    ("ct-inf-spacing-sitk-image", lambda t: lambda: cs.load_ct(_image(spacing=(1.0, float("inf"), 1.0))), CTLoadError,
      r"voxel spacing \(1, inf, 1\).*finite number > 0"),
     ("ct-nan-origin-array", lambda t: lambda: cs.load_ct(synthetic_hu(), spacing=(1, 1, 1), origin=(np.nan, 0, 0)),
      ValueError, "origin must be three finite"),
@@ -279,34 +282,34 @@ CASES = [
      TypeError, "complex.*np.abs"),
     ("ct-complex-from-array", lambda t: lambda: cs.CTVolume.from_array(synthetic_hu().astype(complex), spacing=(1, 1, 1)),
      TypeError, "complex"),
-    ("ct-complex-sitk-image", lambda t: lambda: cs.load_ct(_image(synthetic_hu().astype(np.complex64))), cs.CTLoadError,
+    ("ct-complex-sitk-image", lambda t: lambda: cs.load_ct(_image(synthetic_hu().astype(np.complex64))), CTLoadError,
      "complex voxels"),
     ("ct-complex-nifti", lambda t: (lambda p: lambda: cs.load_ct(p))(_write(t, "c.nii.gz", _image(synthetic_hu().astype(np.complex64)))),
-     cs.CTLoadError, r"c\.nii\.gz' has complex voxels"),
+     CTLoadError, r"c\.nii\.gz' has complex voxels"),
     ("ct-complex-mha", lambda t: (lambda p: lambda: cs.load_ct(p))(_write(t, "c.mha", _image(synthetic_hu().astype(np.complex64)))),
-     cs.CTLoadError, r"c\.mha' is a vector/RGB image with 2 components per voxel \(or complex"),
+     CTLoadError, r"c\.mha' is a vector/RGB image with 2 components per voxel \(or complex"),
     ("ct-object-array-from-array", lambda t: lambda: cs.CTVolume.from_array(synthetic_hu().astype(object), spacing=(1, 1, 1)),
      TypeError, "dtype object"),
     # ---- label values: whole numbers 0..65535, never wrapped round
     ("labels-int64-2**32+5", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _labels(t, np.full(synthetic_hu().shape, 2**32 + 5, np.int64))),
-     cs.CTLoadError, r"lab\.nrrd' holds label value 4294967301 .*0\.\.65535"),
+     CTLoadError, r"lab\.nrrd' holds label value 4294967301 .*0\.\.65535"),
     ("labels-uint32-70000", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _labels(t, np.full(synthetic_hu().shape, 70000, np.uint32))),
-     cs.CTLoadError, "label value 70000"),
+     CTLoadError, "label value 70000"),
     ("labels-float-1e10", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _labels(t, np.full(synthetic_hu().shape, 1e10, np.float32))),
-     cs.CTLoadError, "label value 10000000000 "),
+     CTLoadError, "label value 10000000000 "),
     ("labels-float-nan", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _labels(t, np.full(synthetic_hu().shape, np.nan, np.float32))),
-     cs.CTLoadError, "non-integer"),
+     CTLoadError, "non-integer"),
     ("labels-nan-offset-header", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _nan_offset_mha(t, "lab.mha", np.zeros(synthetic_hu().shape, np.uint8))),
-     cs.CTLoadError, r"lab\.mha' has a non-finite Offset"),
+     CTLoadError, r"lab\.mha' has a non-finite Offset"),
     ("labels-sheared", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(
         _ct(t), _write(t, "lab.mha", _image(np.zeros(synthetic_hu().shape, np.uint8), direction=SHEAR))),
-     cs.CTLoadError, "sheared"),
-    ("mask-to-image-int64-huge", lambda t: (lambda ct: lambda: cs.mask_to_image(np.full(ct.shape, 2**32 + 5, np.int64), like=ct))(_ct(t)),
+     CTLoadError, "sheared"),
+    ("mask-to-image-int64-huge", lambda t: (lambda ct: lambda: mask_to_image(np.full(ct.shape, 2**32 + 5, np.int64), like=ct))(_ct(t)),
      ValueError, "0..65535.*never wrapped"),
     ("save-mask-int64-huge", lambda t: (lambda ct: lambda: cs.save_mask(np.full(ct.shape, 2**32 + 5, np.int64), like=ct, path=t / "m.nii.gz"))(_ct(t)),
      ValueError, "0..65535"),
@@ -406,7 +409,7 @@ def _demo_cli(*argv):
 
 def _cut_last(t):
     run = _run_folder(t, last=False)
-    torch.save({"model": cs.build_model("nano").state_dict(), "opt": {}, "step": 3, "config": {"model": "nano"}},
+    torch.save({"model": build_model("nano").state_dict(), "opt": {}, "step": 3, "config": {"model": "nano"}},
                run / "last.pt")
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:2000])
     return run
@@ -414,7 +417,7 @@ def _cut_last(t):
 
 def _good_last(t):
     run = _run_folder(t, last=False)
-    torch.save({"model": cs.build_model("nano").state_dict(), "opt": {}, "step": 3, "config": {"model": "nano"}},
+    torch.save({"model": build_model("nano").state_dict(), "opt": {}, "step": 3, "config": {"model": "nano"}},
                run / "last.pt")
     return run
 
@@ -513,6 +516,14 @@ def test_out_dir_rules_allow_new_empty_run_resume_and_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="notes.txt"):
         check_out_dir(cfg(resumed, resume=False))  # a fresh run would not be resuming
     check_out_dir(cfg(_users_folder(tmp_path), overwrite=True))  # the user said so
+    launched = tmp_path / "launched"  # a launch script and its log, written before the run starts
+    launched.mkdir()
+    (launched / "cmd.sh").write_text("#!/bin/bash\n")
+    (launched / "log.txt").write_text("")
+    check_out_dir(cfg(launched))
+    (launched / "model.pt").write_bytes(b"mine")  # but a model.pt there is the user's
+    with pytest.raises(FileExistsError, match="model.pt"):
+        check_out_dir(cfg(launched))
 
 
 def test_overwrite_is_never_saved_with_the_run(tmp_path):

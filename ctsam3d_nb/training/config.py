@@ -161,6 +161,8 @@ class TrainConfig:
 #: Files a training run writes in its out_dir (plus ``*.tmp`` while saving); log.txt and cmd.sh are
 #: what the launch scripts next to a run write. Anything else in an out_dir is the user's.
 RUN_FILES = ("config.json", "last.pt", "metrics.jsonl", "model.pt", "log.txt", "cmd.sh")
+#: What a launch script puts in a new run folder before the run starts (see docs/model_card.md).
+LAUNCH_FILES = ("log.txt", "cmd.sh")
 
 
 def _is_run_file(name: str) -> bool:
@@ -213,7 +215,8 @@ def check_out_dir(cfg: TrainConfig) -> None:
                                   "for the new run.")
         return
     foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if not (p.is_file() and _is_run_file(p.name))]
-    if run is not None and not foreign:
+    launch_only = all(p.is_file() and p.name in LAUNCH_FILES for p in entries)  # a launch script and its log
+    if (run is not None and not foreign) or launch_only:
         return
     listed = foreign[:8] + ([f"... ({len(foreign)} in all)"] if len(foreign) > 8 else [])
     what = (f"files a training run did not write: {listed}" if run is not None else
@@ -224,18 +227,25 @@ def check_out_dir(cfg: TrainConfig) -> None:
         "(files with other names are left alone).")
 
 
+#: The training data of the long runs (session 5 on): phantoms with the real training CT, multi-scale patches,
+#: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT.
+DATA_RECIPE = dict(phantom_shape=(400, 256, 256), cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0,
+                   p_multiscale=0.4, p_refine_prior=0.2, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
+                   p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True,
+                   real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
+                                "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.2)
+
 #: Named starting points for ``python -m ctsam3d_nb.train --preset NAME`` (flags still override them).
 PRESETS = {
     # One large GPU (H100/H200 class) with 16 CPU cores, within 9 minutes of wall time: fine-tune the shipped
     # nano for 8 minutes with bf16 autocast, 14 data workers cutting patches, last.pt every minute and
     # model.pt at the end (then `python -m ctsam3d_nb.training.export <out-dir> nano.pt`). For the paper's
     # size: --model tiny --init "" (from scratch; no tiny weights are shipped).
-    "gpu-9min": dict(device="cuda", model="nano", init="nano", batch_size=24, workers=14, max_minutes=8.0,
-                     save_every_s=60.0, steps=100_000, save_every=1000, log_every=20, warmup_steps=50, lr=5e-4,
-                     refresh_every=192, pool_size=4, phantom_shape=(400, 256, 256), click_rounds=3, threads=2,
-                     cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0, p_multiscale=0.6,
-                     p_refine_prior=0.2,
-                     real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
-                                  "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.15),
+    "gpu-9min": dict(DATA_RECIPE, device="cuda", model="nano", init="nano", batch_size=24, workers=14,
+                     max_minutes=8.0, save_every_s=60.0, steps=100_000, save_every=1000, log_every=20,
+                     warmup_steps=50, lr=5e-4, refresh_every=192, pool_size=4, click_rounds=3, threads=2),
+    # The long CPU run of docs/model_card.md: fine-tune the shipped nano in the background on a 2-core CPU,
+    # bf16 where the CPU has it, one data worker generating phantoms beside the step, resumable.
+    "cpu-long": dict(DATA_RECIPE, device="cpu", model="nano", init="nano", batch_size=2, workers=1, steps=20_000,
+                     save_every=100, save_every_s=600.0, log_every=20, warmup_steps=50, lr=3e-4, threads=2),
 }
-
