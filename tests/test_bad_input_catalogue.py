@@ -15,7 +15,9 @@ import torch
 
 import ctsam3d_nb as cs
 from ctsam3d_nb.anatomy import by_name, convert_labels
-from ctsam3d_nb.checkpoint import CheckpointError, load_checkpoint
+from ctsam3d_nb.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ctsam3d_nb.io import CTLoadError, mask_to_image
+from ctsam3d_nb.modeling import build_model
 from ctsam3d_nb.evaluation.datasets import open_dataset
 from ctsam3d_nb.predictor import Predictor
 from ctsam3d_nb.training import TrainConfig
@@ -47,7 +49,7 @@ def _pred(tmp):
 
 def _ckpt(tmp, mutate):
     torch.manual_seed(0)
-    path = cs.save_checkpoint(cs.build_model("nano"), tmp / "m.pt")
+    path = save_checkpoint(build_model("nano"), tmp / "m.pt")
     mutate(path)
     return path
 
@@ -75,30 +77,30 @@ def _session(tmp, **change):
 # (id, setup(tmp) -> thunk, exception, message regex)
 CASES = [
     ("ct-missing", lambda t: lambda: cs.load_ct(t / "nope.nii.gz"), FileNotFoundError, "not found"),
-    ("ct-empty-path", lambda t: lambda: cs.load_ct(""), cs.CTLoadError, "no path"),
+    ("ct-empty-path", lambda t: lambda: cs.load_ct(""), CTLoadError, "no path"),
     ("ct-not-an-image", lambda t: (t / "x.nrrd").write_text("<html>") and (lambda: cs.load_ct(t / "x.nrrd")),
-     cs.CTLoadError, "not a readable image"),
+     CTLoadError, "not a readable image"),
     ("ct-wrong-suffix", lambda t: (t / "x.txt").write_text("1") and (lambda: cs.load_ct(t / "x.txt")),
-     cs.CTLoadError, "suffix"),
+     CTLoadError, "suffix"),
     ("ct-truncated-gzip", lambda t: (lambda p: p.write_bytes(p.read_bytes()[:300]) and (lambda: cs.load_ct(p)))(_ct(t)),
-     cs.CTLoadError, "truncated"),
+     CTLoadError, "truncated"),
     ("ct-2d", lambda t: (lambda p: lambda: cs.load_ct(p))(_ct(t, arr=np.zeros((9, 9), np.int16))),
-     cs.CTLoadError, "2D"),
+     CTLoadError, "2D"),
     ("ct-vector", lambda t: (lambda p: lambda: cs.load_ct(p))(_ct(t, "v.nrrd", np.zeros((3, 4, 5, 3), np.int16), isVector=True)),
-     cs.CTLoadError, "vector"),
+     CTLoadError, "vector"),
     ("ct-single-slice", lambda t: (lambda p: lambda: cs.load_ct(p))(_ct(t, arr=np.zeros((1, 9, 9), np.int16))),
-     cs.CTLoadError, "single slice"),
+     CTLoadError, "single slice"),
     ("ct-nan", lambda t: (lambda p: lambda: cs.load_ct(p))(_ct(t, "n.mha", np.full((3, 4, 5), np.nan, np.float32))),
-     cs.CTLoadError, "non-finite"),
-    ("dicom-empty-dir", lambda t: (t / "d").mkdir() or (lambda: cs.load_ct(t / "d")), cs.CTLoadError, "no DICOM"),
+     CTLoadError, "non-finite"),
+    ("dicom-empty-dir", lambda t: (t / "d").mkdir() or (lambda: cs.load_ct(t / "d")), CTLoadError, "no DICOM"),
     ("labels-other-spacing", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(_loaded(t), _labels(t, spacing=(1, 1, 1))),
-     cs.CTLoadError, "voxel grid"),
+     CTLoadError, "voxel grid"),
     ("labels-other-size", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(_loaded(t), _labels(t, np.zeros((4, 4, 4), np.uint8))),
-     cs.CTLoadError, "voxel grid"),
+     CTLoadError, "voxel grid"),
     ("labels-float", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(_loaded(t), _labels(t, np.full(synthetic_hu().shape, 0.5, np.float32))),
-     cs.CTLoadError, "non-integer"),
+     CTLoadError, "non-integer"),
     ("labels-negative", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(_loaded(t), _labels(t, np.full(synthetic_hu().shape, -1, np.int16))),
-     cs.CTLoadError, "negative"),
+     CTLoadError, "negative"),
     ("labels-like-not-ct", lambda t: (lambda p: lambda: cs.load_labels(p, like=np.zeros(3)))(_labels(t)), TypeError, "CTVolume"),
     ("ct-array-no-spacing", lambda t: lambda: cs.load_ct(synthetic_hu()), TypeError, r"spacing=\(.*affine="),
     ("ct-array-affine-and-spacing", lambda t: lambda: cs.load_ct(synthetic_hu(), spacing=(1, 1, 1), affine=np.eye(4)),
@@ -129,7 +131,7 @@ CASES = [
      FileExistsError, "overwrite=True"),
     ("export-onto-input", lambda t: (lambda ct: lambda: cs.save_mask(np.zeros(ct.shape, bool), like=ct, path=t / "ct.nii.gz", overwrite=True))(_loaded(t)),
      ValueError, "input CT"),
-    ("mask-to-image-shape", lambda t: (lambda ct: lambda: cs.mask_to_image(np.zeros((2, 2, 2), bool), like=ct))(_loaded(t)),
+    ("mask-to-image-shape", lambda t: (lambda ct: lambda: mask_to_image(np.zeros((2, 2, 2), bool), like=ct))(_loaded(t)),
      ValueError, "shape"),
     ("export-suffix", lambda t: (lambda ct: lambda: cs.save_mask(np.zeros(ct.shape, bool), like=ct, path=t / "m.png"))(_loaded(t)),
      ValueError, "suffix"),
@@ -141,7 +143,7 @@ CASES = [
     ("model-unknown-name", lambda t: lambda: cs.load_model("gigantic"), FileNotFoundError, "neither a model name"),
     ("config-unknown-field", lambda t: (t / "c.json").write_text('{"stepz": 1}') and (lambda: TrainConfig.load(t / "c.json")),
      ValueError, "stepz"),
-    ("build-unknown-config", lambda t: lambda: cs.build_model("huge"), KeyError, "valid names"),
+    ("build-unknown-config", lambda t: lambda: build_model("huge"), KeyError, "valid names"),
     ("session-not-a-log", lambda t: (lambda ct: lambda: Predictor.replay({"events": []}, ct, model=RegionModel()))(_loaded(t)),
      ValueError, "not a ctsam3d_nb session"),
     ("session-version", lambda t: (lambda s, ct: lambda: Predictor.replay(s, ct, model=RegionModel()))(_session(t, version=99), _loaded(t)),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ctsam3d_nb import CTVolume, ModelGrid, load_ct, normalize_hu
+from ctsam3d_nb import CTVolume, load_ct
+from ctsam3d_nb.grid import ModelGrid, normalize_hu
 from conftest import synthetic_hu
 
 FLIP_PERM = {

@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 import ctsam3d_nb as cs
-from ctsam3d_nb import CTLoadError, CTVolume, HUWarning, load_ct, mask_to_image, save_mask
-from ctsam3d_nb.io import ras_affine_to_lps
+from ctsam3d_nb import CTVolume, load_ct, save_mask
+from ctsam3d_nb.io import CTLoadError, HUWarning, mask_to_image, ras_affine_to_lps
 from conftest import synthetic_hu
 
 PERM = np.array([[0, 0, 1], [1, 0, 0], [0, -1, 0]], float)  # axes permuted and one flipped (LPS columns i, j, k)

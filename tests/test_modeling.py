@@ -11,19 +11,16 @@ from ctsam3d_nb.modeling import (
     CTSAM3D,
     MODEL_CONFIGS,
     ModelConfig,
-    SpadeStem,
-    UpConv3d,
     build_model,
     build_prompt_map,
-    build_prompt_maps,
-    click_gaussians,
-    conv3d,
     cpp_target_heatmap,
     fast_conv,
     heatmap_to_clicks,
     prompt_pyramid,
 )
-from ctsam3d_nb.modeling.common import pixel_shuffle_3d, pixel_unshuffle_3d
+from ctsam3d_nb.modeling.common import UpConv3d, conv3d, pixel_shuffle_3d, pixel_unshuffle_3d
+from ctsam3d_nb.modeling.mask_decoder import SpadeStem
+from ctsam3d_nb.modeling.prompt import build_prompt_maps, click_gaussians
 
 torch.set_num_threads(2)
 P = 64

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -97,6 +99,17 @@ def test_public_api_is_complete():
 
     for name in ctsam3d_nb.__all__:
         assert hasattr(ctsam3d_nb, name), name
+
+
+def test_package_import_leaves_widgets_and_pandas_for_first_use():
+    code = ("import sys, ctsam3d_nb as cs; heavy = ('pandas', 'ipywidgets', 'matplotlib.pyplot'); "
+            "print([m for m in heavy if m in sys.modules], cs.SliceViewer.__name__, 'ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == ["[]", "SliceViewer", "True"]
+    import ctsam3d_nb
+
+    for name in ("HUWarning", "HU_WINDOW", "build_model", "save_checkpoint"):  # reached through their modules
+        assert name not in ctsam3d_nb.__all__ and not hasattr(ctsam3d_nb, name)
 
 
 @pytest.mark.parametrize("path", ["README.md", "LICENSE", "environment.yml", "pyproject.toml", ".ci/run",

@@ -394,7 +394,7 @@ def test_the_viewer_is_a_widget_that_fits_in_a_layout():
 def test_inputs_other_than_a_ctvolume(tmp_path):
     import SimpleITK as sitk
 
-    from ctsam3d_nb import HUWarning
+    from ctsam3d_nb.io import HUWarning
 
     ct = block_ct()
     with pytest.warns(HUWarning):  # the block CT has no air: load_ct says so, and goes on

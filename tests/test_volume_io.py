@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ctsam3d_nb import CTLoadError, CTVolume, HUWarning, load_ct, load_labels, save_mask
+from ctsam3d_nb import CTVolume, load_ct, load_labels, save_mask
+from ctsam3d_nb.io import CTLoadError, HUWarning
 from conftest import synthetic_hu
 
 # direction matrices (columns = physical direction of index axes i, j, k)
