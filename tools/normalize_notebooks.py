@@ -169,7 +169,7 @@ def problems(path: Path) -> list[str]:
     if nb.metadata.get("kernelspec") != spec:
         found.append(f"kernelspec {nb.metadata.get('kernelspec')} is not this environment's {spec}")
     stored_lang = dict(nb.metadata.get("language_info", {}))
-    # the patch version is the one line a user on another Python sees change; the rest must match
+    # the version is the one line a user on another Python sees JupyterLab change; the rest must match
     if {**stored_lang, "version": None} != {**lang, "version": None}:
         found.append(f"language_info {stored_lang} is not what the kernel reports ({lang})")
     _, missing = reachable_models(nb)
