@@ -64,7 +64,9 @@ def test_lesions_have_their_intended_contrast(phantom, inserted):
             ring &= labels == les.host
             if ring.sum() < 20:
                 continue
-            diff = (out[m].mean() - image[ring].mean()) * 350  # HU in the model window
+            # HU in the model window, against the median of the host around it (as insert_lesions measures it:
+            # the shell of a lesion near the organ's edge holds partial-volume fat that drags a mean down)
+            diff = (out[m].mean() - np.median(image[ring])) * 350
             assert abs(les.contrast_hu) >= 20, les
             if les.name in darker:
                 assert diff < -5, (les.name, diff)

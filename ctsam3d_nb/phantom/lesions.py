@@ -164,7 +164,8 @@ def _paint(name, s, r_vox, host_hu, core_hu, rng):
         hu[s < rng.uniform(0.35, 0.6)] = rng.uniform(-115, -60)  # halo (window-visible ground glass)
     rim = {"liver_hypodense": (0.5, host_hu + rng.uniform(10, 50)),
            "kidney_solid": (0.5, host_hu + rng.uniform(10, 50)),
-           "kidney_cyst": (0.3, core_hu + rng.uniform(15, 35)),
+           "kidney_cyst": (0.3, min(core_hu + rng.uniform(15, 35), host_hu - 15)),  # a cyst's wall stays
+           #   darker than the parenchyma (non-contrast kidneys are only ~30 HU: a brighter wall hid the cyst)
            "bone_lytic": (0.3, core_hu + rng.uniform(150, 300))}.get(name)
     if rim and r_vox >= 4 and rng.random() < rim[0]:
         width = rng.uniform(1.0, 2.0) if not cyst else rng.uniform(0.6, 1.0)
@@ -270,7 +271,11 @@ def _one(work, labels, taken, touched, hbox, host_id, cls, rng, diameter_mm, spa
     if mask.sum() < min_voxels or touches:
         return None
     region = work[lbox]
-    around = host_l & ~mask
+    # the host right around the lesion (a 1-4 voxel shell): its contrast is what a reader and the model see;
+    # a whole-box median missed darker neighbourhoods (renal sinus) where cysts then vanished
+    around = host_l & ndi.binary_dilation(mask, iterations=4) & ~ndi.binary_dilation(mask, iterations=1)
+    if around.sum() < 10:
+        around = host_l & ~mask
     raw = region[around] if around.sum() >= 10 else work[box][host]
     host_raw = float(np.median(raw))  # median: vessels inside an organ's label do not shift it
     host_hu = float(np.median(_visible(raw)))
