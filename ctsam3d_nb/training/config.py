@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._atomic import atomic_write
+from ..modeling import MODEL_CONFIGS
+
 
 @dataclass
 class TrainConfig:
@@ -92,8 +95,6 @@ class TrainConfig:
 
     def validate(self):
         """Refuse values that would train nonsense, naming the field and the fix."""
-        from ..modeling import MODEL_CONFIGS
-
         def need(ok, name, what):
             if not ok:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: {what}")
@@ -141,8 +142,6 @@ class TrainConfig:
 
     def save(self, path):
         """Write the config as JSON, atomically (a run's folder is recognised by a config.json that loads)."""
-        from .._atomic import atomic_write
-
         d = dataclasses.asdict(self)
         d.pop("overwrite")  # a permission for this call, not a setting of the run
         text = json.dumps(d, indent=2)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..clicks import first_click, next_click
+from ..checkpoint import load_model, save_checkpoint
 from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
@@ -240,8 +241,6 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         start = int(state["step"])
         trained_s = float(state.get("trained_s", 0.0))
     elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
-        from ..checkpoint import load_model
-
         init = load_model(cfg.init, device="cpu")
         if init.config.name != cfg.model:
             raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not '{cfg.model}'")
@@ -323,8 +322,6 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         if out_of_time:
             break
     if rank == 0:
-        from ..checkpoint import save_checkpoint
-
         save_checkpoint(model, out / "model.pt", overwrite=True, metadata={
             "training": {"config": dataclasses.asdict(cfg), "steps": done, "world_size": world}})
     if distributed:

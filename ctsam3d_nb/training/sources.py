@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..anatomy import convert_labels
 from ..datasets import open_dataset
 from ..grid import ModelGrid, normalize_hu
+from ..io import load_ct, load_labels
+from ..phantom import make_phantom
 
 
 def phantom_source(seed: int, shape=(320, 224, 224)):
     """Volume ``v`` = the phantom of seed ``seed + v``, generated at 1.5 mm (identity direction,
     so its grid is the model grid)."""
-    from ..phantom import make_phantom
-
     def get(v: int):
         ct, labels, _ = make_phantom(seed + int(v), shape=tuple(shape), spacing=(1.5, 1.5, 1.5))
         return normalize_hu(ct.array), labels
@@ -35,13 +36,9 @@ def _on_grid(ct, labels):
 
 def load_on_grid(ct_path, label_path, convention: str | None = None):
     """A CT and its label map resampled to the model grid (labels by nearest neighbour)."""
-    from ..io import load_ct, load_labels
-
     ct = load_ct(ct_path)
     labels = load_labels(label_path, like=ct)
     if convention:
-        from ..anatomy import convert_labels
-
         labels = convert_labels(labels, convention)
     return _on_grid(ct, labels)
 
