@@ -1,0 +1,149 @@
+"""Reading CT image files and DICOM folders into SimpleITK images, with header checks.
+
+Every function here validates its input and raises a ``CTLoadError`` that names the file, what is
+wrong and how to fix it. ``load_ct`` and ``load_labels`` (``ctsam3d_nb.io``) read through here.
+"""
+from __future__ import annotations
+
+import gzip
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .dicom_slices import check_slice_positions
+from .errors import CTLoadError
+from .image_checks import _SHEAR_FIX, _check_nifti_sform
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in IMAGE_SUFFIXES:
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def _check_exists(path) -> Path:
+    if path is None or str(path) == "":
+        raise CTLoadError("no path given: pass the path of a CT file (.nii.gz, .nrrd, .mha) or a DICOM folder")
+    path = Path(path).expanduser()
+    if not path.exists():
+        hint = ""
+        if path.parent.exists():
+            near = sorted(p.name for p in path.parent.iterdir() if p.name[:3] == path.name[:3])[:5]
+            if near:
+                hint = f" Files with a similar name there: {near}."
+        raise FileNotFoundError(f"CT path not found: '{path}'. Check the spelling and the working directory "
+                                f"(now '{Path.cwd()}').{hint}")
+    return path
+
+
+def list_dicom_series(folder) -> dict[str, list[str]]:
+    """DICOM series in ``folder``: ``{series_uid: [file names in slice order]}``."""
+    folder = str(folder)
+    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
+    return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
+
+
+_SERIES_UID = "0020|000e"
+
+
+def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple[str, ...], str | None]:
+    """(image, its files in z order (resolved paths), the SeriesInstanceUID or None when blank)."""
+    series = list_dicom_series(folder)
+    if not series:
+        raise CTLoadError(f"no DICOM series found in folder '{folder}'. Point load_ct at a folder of DICOM "
+                          f"slices, or at an image file ({', '.join(IMAGE_SUFFIXES[:5])}).")
+    listing = ", ".join(f"'{uid}' ({len(f)} files)" for uid, f in series.items())
+    if series_uid is not None:
+        if series_uid not in series:
+            raise CTLoadError(f"series_uid '{series_uid}' is not in '{folder}'. Series there: {listing}.")
+        files = series[series_uid]
+    else:
+        uid, files = max(series.items(), key=lambda kv: len(kv[1]))
+        if len(series) > 1:
+            warnings.warn(f"'{folder}' holds {len(series)} DICOM series; loading the largest, {uid}. "
+                          f"Pass series_uid= to choose another. Series: {listing}.", stacklevel=3)
+    if len(files) < 2:
+        raise CTLoadError(f"the DICOM series in '{folder}' has a single slice: a 2D image, not a CT volume. "
+                          "Export the whole series into this folder.")
+    # missing/duplicate slices, varying spacing, shear: ITK would stack them with one averaged spacing
+    check_slice_positions(folder, files)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as e:
+        raise CTLoadError(f"could not read the DICOM series in '{folder}': {str(e).strip().splitlines()[-1]}. "
+                          "Some slices may be corrupt or missing.") from None
+    # ImageSeriesReader stacks the files in the order given: slice k of the image is files[k]
+    header = sitk.ImageFileReader()
+    header.SetFileName(files[0])
+    header.ReadImageInformation()
+    uid = header.GetMetaData(_SERIES_UID).strip("\x00 ") if header.HasMetaDataKey(_SERIES_UID) else ""
+    return image, tuple(str(Path(f).resolve()) for f in files), uid or None
+
+
+def _check_gzip(path: Path) -> None:
+    """Detect truncated/corrupt gzip before SimpleITK gives a cryptic error."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        raise CTLoadError(f"'{path}' is a truncated or corrupt gzip file ({e}). It was probably cut off while "
+                          "downloading or copying: copy it again, or check it with `gzip -t`.") from None
+
+
+def _read_image(path: Path, what: str) -> sitk.Image:
+    if path.is_dir():
+        raise CTLoadError(f"'{path}' is a folder; {what} must be an image file")
+    if _suffix(path) not in IMAGE_SUFFIXES:
+        raise CTLoadError(f"'{path}' does not have an image suffix ({', '.join(IMAGE_SUFFIXES)}). "
+                          "Convert it, or pass a DICOM folder.")
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
+        if "orthonormal" in msg:
+            raise CTLoadError(f"'{path}' has sheared (non-orthogonal) voxel axes in its header, which a CT grid "
+                              f"cannot represent ({msg}). {_SHEAR_FIX}") from None
+        raise CTLoadError(f"'{path}' is not a readable image ({msg}). Check that it is a complete NIfTI/NRRD/MHA "
+                          "file and not, e.g., an HTML error page or a different format with a wrong suffix.") from None
+    _check_nifti_sform(image, path)
+    _check_metaimage_header(path)
+    return image
+
+
+_META_GEOMETRY = {"offset", "origin", "position", "elementspacing", "elementsize", "transformmatrix", "rotation",
+                  "orientation"}
+
+
+def _check_metaimage_header(path: Path) -> None:
+    """MetaImage (.mha/.mhd) headers are text; ITK reads a NaN/inf there as 0 without a word. Refuse them."""
+    if _suffix(path) not in (".mha", ".mhd"):
+        return
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    for line in head.split(b"\n"):
+        key, _, value = line.decode("latin-1").partition("=")
+        key = key.strip()
+        if key.lower() == "elementdatafile":
+            break
+        if key.lower() in _META_GEOMETRY:
+            try:
+                numbers = [float(v) for v in value.split()]
+            except ValueError:
+                continue
+            if not all(np.isfinite(numbers)):
+                raise CTLoadError(f"'{path}' has a non-finite {key} ({value.strip()}) in its header: SimpleITK would "
+                                  "silently read it as 0, so the geometry would be wrong. Put the right values in "
+                                  f"that header line (the text at the top of the file), or set them on a SimpleITK "
+                                  "image (img.SetOrigin/SetSpacing/SetDirection) and pass the image to load_ct.")
