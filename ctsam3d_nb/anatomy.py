@@ -36,6 +36,7 @@ __all__ = [
     "LABEL_CONVENTIONS",
     "LabelConvention",
     "MAX_ID",
+    "MAX_LABEL_VALUE",
     "STRUCTURES",
     "Structure",
     "TOTALSEG_FILE_NAMES",
@@ -92,6 +93,8 @@ class Structure:
 
 STRUCTURES: tuple[Structure, ...] = tuple(Structure(*row) for row in sorted(STRUCTURE_ROWS))
 MAX_ID = STRUCTURES[-1].id
+# label ids are uint16: every convention, every ontology id, what save_mask writes, what viewers colour
+MAX_LABEL_VALUE = 65535
 _BY_ID = {s.id: s for s in STRUCTURES}
 
 

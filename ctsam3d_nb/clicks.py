@@ -14,14 +14,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .masks import bounding_box
+
 __all__ = ["first_click", "next_click", "deepest_point"]
-
-
-def _bbox(mask: np.ndarray, pad: int = 1):
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(0) - pad, 0)
-    hi = np.minimum(idx.max(0) + pad + 1, mask.shape)
-    return tuple(slice(a, b) for a, b in zip(lo, hi))
 
 
 def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | None = None,
@@ -37,7 +32,7 @@ def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | Non
         raise ValueError(f"mask must be 3D (z, y, x), got shape {mask.shape}")
     if not mask.any():
         raise ValueError("mask is empty: there is no interior point to click")
-    box = _bbox(mask)
+    box = bounding_box(mask, pad=1)
     sub = np.pad(mask[box], 1)  # the volume edge is a boundary too
     dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1, 1:-1]
     if rng is None:
@@ -69,7 +64,7 @@ def next_click(pred: np.ndarray, gt: np.ndarray, spacing=None, rng: np.random.Ge
     for positive, err in ((True, gt & ~pred), (False, pred & ~gt)):
         if not err.any():
             continue
-        box = _bbox(err, pad=0)
+        box = bounding_box(err)
         lab, n = ndimage.label(err[box])
         sizes = np.bincount(lab.ravel())[1:]
         k = int(np.argmax(sizes))

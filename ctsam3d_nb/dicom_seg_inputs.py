@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .anatomy import by_id, by_name
+from ._atomic import export_target
+from .anatomy import MAX_LABEL_VALUE, by_id, by_name
 from .predictor import Predictor
 from .volume import CTVolume
 
 INSTALL_HINT = 'pip install "ctsam3d_nb[dicom]"'
-_MAX_LABEL = 65535
 _POS_TOL_MM = 0.01  # as dicom_slices: positions agree to 10 µm (or 0.1 % of a voxel, whichever is larger)
 
 
@@ -82,9 +82,9 @@ def _label_input(obj, ct, names):
         raise TypeError(f"the label map has dtype {labels.dtype}; pass integer label ids (0 = background) or a bool "
                         "mask")
     if labels.size and labels.min() < 0:
-        raise ValueError(f"the label map holds negative values ({labels.min()}): label ids must be 0..{_MAX_LABEL}")
-    if labels.size and labels.max() > _MAX_LABEL:
-        raise ValueError(f"the label map holds label id {labels.max()}: label ids must be 0..{_MAX_LABEL}")
+        raise ValueError(f"the label map holds negative values ({labels.min()}): label ids must be 0..{MAX_LABEL_VALUE}")
+    if labels.size and labels.max() > MAX_LABEL_VALUE:
+        raise ValueError(f"the label map holds label id {labels.max()}: label ids must be 0..{MAX_LABEL_VALUE}")
     if isinstance(names, str):
         present = np.unique(labels[labels > 0])
         if present.size != 1:
@@ -130,11 +130,7 @@ def _check_target(path, ct: CTVolume, overwrite: bool) -> Path:
             raise ValueError(f"refusing to write '{target}' into the CT's source DICOM folder '{folder}': a file there "
                              "becomes part of what load_ct(folder) reads, and the folder is the user's original data. "
                              "Write the SEG somewhere else, e.g. next to the folder.")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
-    return target
+    return export_target(target, None, overwrite)
 
 
 # ------------------------------------------------------------------ source images

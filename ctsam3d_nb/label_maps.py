@@ -4,15 +4,13 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .anatomy import MAX_ID
+from .anatomy import MAX_ID, MAX_LABEL_VALUE
 from .errors import CTLoadError
 from .image_checks import _check_geometry, _to_3d_scalar
 from .image_files import _check_exists, _read_image
 from .volume import CTVolume
 
 __all__ = ["load_labels"]
-
-_MAX_LABEL = 65535  # label ids are uint16: every convention, every ontology id, what save_mask writes
 
 
 def _signed_permutation(ct: CTVolume, lab: sitk.Image):
@@ -85,10 +83,10 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
     lo, hi = (arr.min(), arr.max()) if arr.size else (0, 0)
     if lo < 0:
         raise CTLoadError(f"'{path}' holds negative values ({lo:.0f}): label ids must be >= 0.")
-    if hi > _MAX_LABEL:
-        n = int(np.count_nonzero(arr > _MAX_LABEL))
-        raise CTLoadError(f"'{path}' holds label value {hi:.0f} ({n} voxels above {_MAX_LABEL}): label ids lie in "
-                          f"0..{_MAX_LABEL} (ontology ids 1..{MAX_ID}), so this is not a label map of structure ids "
+    if hi > MAX_LABEL_VALUE:
+        n = int(np.count_nonzero(arr > MAX_LABEL_VALUE))
+        raise CTLoadError(f"'{path}' holds label value {hi:.0f} ({n} voxels above {MAX_LABEL_VALUE}): label ids lie in "
+                          f"0..{MAX_LABEL_VALUE} (ontology ids 1..{MAX_ID}), so this is not a label map of structure ids "
                           "(a CT or another image?) or its values overflowed when it was written. Check that it is "
                           "the right file; relabel it to ids <= 65535 if the values are real ids.")
     # all values are whole numbers in 0..65535 now: the cast is exact (never wraps 2**32 + 5 to 5)

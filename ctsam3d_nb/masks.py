@@ -11,12 +11,20 @@ import numpy as np
 import SimpleITK as sitk
 
 from ._atomic import atomic_write, export_target
-from .anatomy import MAX_ID
+from .anatomy import MAX_ID, MAX_LABEL_VALUE
 from .volume import CTVolume
 
-__all__ = ["WRITE_SUFFIXES", "mask_to_image", "save_mask"]
+__all__ = ["WRITE_SUFFIXES", "bounding_box", "mask_to_image", "save_mask"]
 
 WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
+    """Slices of the bounding box of a non-empty ``mask``, grown by ``pad`` voxels and clipped to the array."""
+    hits = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))) for axis in range(mask.ndim)]
+    if hits[0].size == 0:
+        raise ValueError("the mask is empty: it has no bounding box")
+    return tuple(slice(max(int(h[0]) - pad, 0), min(int(h[-1]) + 1 + pad, n)) for h, n in zip(hits, mask.shape))
 
 
 def _write_suffix(path: Path) -> str:
@@ -40,8 +48,8 @@ def _mask_array(mask, like: CTVolume, what: str) -> np.ndarray:
     if mask.dtype.kind not in "iu":
         raise TypeError(f"mask must be bool or integer labels, got dtype {mask.dtype}; "
                         f"threshold a probability map first (e.g. {what}(prob > 0.5, like=ct ...))")
-    if mask.size and (mask.min() < 0 or mask.max() > 65535):
-        raise ValueError(f"label values must lie in 0..65535 (uint16 ids; ontology ids are 1..{MAX_ID}), got "
+    if mask.size and (mask.min() < 0 or mask.max() > MAX_LABEL_VALUE):
+        raise ValueError(f"label values must lie in 0..{MAX_LABEL_VALUE} (uint16 ids; ontology ids are 1..{MAX_ID}), got "
                          f"{mask.min()}..{mask.max()}: they are never wrapped round to a small id. Relabel the map "
                          "to ids in that range.")
     return mask.astype(np.uint8 if (mask.max() if mask.size else 0) < 256 else np.uint16)

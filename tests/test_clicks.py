@@ -89,3 +89,22 @@ def test_next_click_none_when_perfect_and_shape_check():
         next_click(gt[:10], gt)
     with pytest.raises(ValueError, match="empty"):
         deepest_point(np.zeros((5, 5, 5), bool))
+
+
+def test_bounding_box_is_scipys_box_grown_and_clipped():
+    from ctsam3d_nb.masks import bounding_box
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        m = np.zeros((9, 11, 13), bool)
+        lo = rng.integers(0, [9, 11, 13])
+        hi = lo + rng.integers(1, 5, 3)
+        m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = rng.random(tuple(np.minimum(hi, m.shape) - lo)) < 0.5
+        if not m.any():
+            continue
+        ref = ndimage.find_objects(m.astype(np.uint8))[0]
+        assert bounding_box(m) == ref
+        grown = bounding_box(m, pad=2)
+        assert grown == tuple(slice(max(r.start - 2, 0), min(r.stop + 2, n)) for r, n in zip(ref, m.shape))
+    with pytest.raises(ValueError, match="empty"):
+        bounding_box(np.zeros((3, 3, 3), bool))

@@ -229,3 +229,7 @@ def test_check_labels_returns_the_ids_and_names_what_is_wrong():
         check_labels(lab.astype(float), SHAPE)
     with pytest.raises(ValueError, match="negative"):
         check_labels(-lab.astype(np.int32), SHAPE)
+    big = lab.astype(np.int64)
+    big[0, 0, 0] = 2**31  # a colour table that large would take gigabytes: refused, named
+    with pytest.raises(ValueError, match="must be 0..65535"):
+        check_labels(big, SHAPE)

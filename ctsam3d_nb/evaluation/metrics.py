@@ -36,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..masks import bounding_box
+
 __all__ = ["dice", "normalized_surface_dice", "hd95", "surface_distances"]
 
 _CROSS = ndimage.generate_binary_structure(3, 1)  # 6-connectivity
@@ -85,21 +87,6 @@ def dice(pred, gt) -> float:
     return 2.0 * np.count_nonzero(p & g) / (n_p + n_g)
 
 
-def _crop_box(p: np.ndarray, g: np.ndarray):
-    """Slices of the union bounding box of ``p | g``, grown by one voxel (clipped to the array).
-
-    Every surface voxel and its outside neighbours lie in this box, and the
-    array edge stays an edge where the box reaches it, so surface voxels and
-    surface distances computed inside the box equal those of the whole array.
-    """
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(p.any(axis=other) | g.any(axis=other))
-        box.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, p.shape[axis])))
-    return tuple(box)
-
-
 def _surface(mask: np.ndarray) -> np.ndarray:
     # border_value=0: beyond the array is background, so edge voxels are surface
     return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
@@ -123,7 +110,9 @@ def surface_distances(pred, gt, spacing=None) -> tuple[np.ndarray, np.ndarray]:
     sp = _spacing(spacing)
     if not p.any() or not g.any():
         raise ValueError("surface distances need two non-empty masks")
-    box = _crop_box(p, g)
+    # the union box grown by one voxel holds every surface voxel and its outside neighbours, and the
+    # array edge stays an edge where the box reaches it: distances inside it equal the whole array's
+    box = bounding_box(p | g, pad=1)
     p, g = p[box], g[box]
     sp_p, sp_g = _surface(p), _surface(g)
     # distance of every voxel to the nearest surface voxel of the other mask

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..masks import bounding_box
+
 __all__ = ["Group", "GROUPS", "interior", "hu_stats", "noise_stats", "noise_power_spectrum", "edge_profile",
            "rise_distance_mm", "ring_median"]
 
@@ -69,16 +71,10 @@ def interior(labels: np.ndarray, ids, erode: int = 2, min_voxels: int = 50) -> n
     m = np.isin(labels, ids)
     if erode <= 0 or not m.any():
         return m
-    box = _bbox(m, 1)
+    box = bounding_box(m, 1)
     e = np.zeros_like(m)
     e[box] = ndi.binary_erosion(m[box], iterations=erode)
     return e if e.sum() >= min_voxels else m
-
-
-def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Slices of ``mask``'s bounding box grown by ``margin`` voxels (clipped to the array)."""
-    idx = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], np.nonzero(mask.any(axis=(0, 1)))[0]
-    return tuple(slice(max(int(i[0]) - margin, 0), min(int(i[-1]) + 1 + margin, n)) for i, n in zip(idx, mask.shape))
 
 
 def hu_stats(hu: np.ndarray, labels: np.ndarray, ids, erode: int = 2) -> dict[str, float]:
@@ -162,7 +158,7 @@ def edge_profile(hu: np.ndarray, mask: np.ndarray, spacing_mm: float, reach_mm: 
                  bin_mm: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
     """Mean HU against signed distance to the surface of ``mask`` (negative inside): an edge-spread
     function averaged over the whole surface. Returns ``(distance_mm, mean_hu)`` per bin (NaN if empty)."""
-    box = _bbox(mask, int(np.ceil(reach_mm / spacing_mm)) + 1)
+    box = bounding_box(mask, int(np.ceil(reach_mm / spacing_mm)) + 1)
     hu, mask = hu[box], mask[box]
     d_out = ndi.distance_transform_edt(~mask) * spacing_mm
     d_in = ndi.distance_transform_edt(mask) * spacing_mm
@@ -204,7 +200,7 @@ def ring_median(hu: np.ndarray, labels: np.ndarray, ids, inner_vox: int = 2, out
     m = np.isin(labels, ids)
     if not m.any():
         return float("nan")
-    box = _bbox(m, outer_vox + 1)
+    box = bounding_box(m, outer_vox + 1)
     hu, labels, m = hu[box], labels[box], m[box]
     shell = ndi.binary_dilation(m, iterations=outer_vox) & ~ndi.binary_dilation(m, iterations=inner_vox)
     if len(exclude):

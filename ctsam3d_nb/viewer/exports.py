@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, export_target
 from ..meshes import MESH_SUFFIXES
 from ..predictor_state import to_ct_mask
 from .geometry import VIEWS, view_layout
@@ -177,11 +177,7 @@ def save_figure(viewer, path, overwrite: bool = False, dpi: float = 150) -> Path
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"cannot tell the picture format of '{path}' from its suffix; use one of "
                          f"{', '.join('.' + f for f in FIGURE_FORMATS)}")
-    target = path.resolve()
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
+    target = export_target(path, viewer.ct.source, overwrite)
     fig = compose_figure(viewer)
     atomic_write(target, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white"))
     return target

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..anatomy import by_id, color_lut
+from ..anatomy import MAX_LABEL_VALUE, by_id, color_lut
 from ..meshes import mask_surface
 
 __all__ = [
@@ -235,7 +235,8 @@ def check_labels(labels, shape) -> tuple[np.ndarray, tuple[int, ...]]:
         ``(labels, ids)``: the array (a bool mask as uint8 0/1, a view) and the non-zero ids present, sorted.
 
     Raises:
-        ValueError: another shape, or negative ids. TypeError: neither bool nor integers.
+        ValueError: another shape, negative ids or ids above 65535 (uint16, like every label map here).
+        TypeError: neither bool nor integers.
     """
     lab = np.asarray(labels)
     if lab.shape != tuple(shape):
@@ -248,8 +249,10 @@ def check_labels(labels, shape) -> tuple[np.ndarray, tuple[int, ...]]:
         return lab, ()
     if lab.min() < 0:
         raise ValueError(f"labels hold negative values ({lab.min()}): label ids must be >= 0")
-    top = int(lab.max())
-    ids = np.flatnonzero(np.bincount(lab.ravel())) if top < 65536 else np.unique(lab)
+    if lab.max() > MAX_LABEL_VALUE:
+        raise ValueError(f"labels hold id {lab.max()}: label ids must be 0..{MAX_LABEL_VALUE} (uint16, like every "
+                         "label map this package reads or writes); relabel the map to ids in that range")
+    ids = np.flatnonzero(np.bincount(lab.ravel()))
     return lab, tuple(int(i) for i in ids if i > 0)
 
 
