@@ -9,7 +9,7 @@ pipeline with and without a data worker, and the release's decoder for reference
    (``TrainConfig.precision``); and, with ``--ref-steps``, the release's decoder
    (``OriginalSpadeDecoder``) in place of ours, float32.
 2. Pipeline (``--pipeline-steps N``): ``train()`` itself for N steps from the shipped weights on
-   the data of the long runs (400x256x256 phantoms, a new one every 24 steps, plus the real
+   the data of the long runs (the ``cpu-long`` preset: 400x256x256 phantoms, a new one every 24 steps, the real
    training CT, multi-scale patches): patches per second of wall time, data cutting and phantom
    generation included, for (fp32, no worker) = the old default, (bf16, no worker) and
    (bf16, 1 data worker).
@@ -34,6 +34,7 @@ from bench_model import machine_info  # noqa: E402  (same machine description in
 from ctsam3d_nb.modeling import build_model  # noqa: E402
 from ctsam3d_nb.modeling.reference_decoder import OriginalSpadeDecoder  # noqa: E402
 from ctsam3d_nb.training import TrainConfig, train  # noqa: E402
+from ctsam3d_nb.training.config import DATA_RECIPE, PRESETS  # noqa: E402
 from ctsam3d_nb.training.data import PatchSampler, phantom_source  # noqa: E402
 from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients, cpu_has_native_bf16  # noqa: E402
 
@@ -88,11 +89,11 @@ def _pipeline(steps: int, precision: str, workers: int, threads: int) -> float:
     """Patches/s of ``train()`` over its last ``steps - 24`` steps (the first 24 warm up and fill the pool)."""
     real = [[str(REAL / "example_ct_sm.nii.gz"), str(REAL / "example_seg.nii.gz")]] if REAL.is_dir() else []
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig(out_dir=out, init="nano", steps=steps, lr=3e-4, warmup_steps=10, log_every=24,
-                          save_every=10**6, phantom_shape=(400, 256, 256), real_pairs=real,
-                          real_weight=0.15 if real else 0.0, threads=threads, cpp_pos_weight=500.0,
-                          p_cpp_negative=0.3, large_target_boost=2.0, p_multiscale=0.6, p_refine_prior=0.2,
-                          precision=precision, workers=workers, seed=77)
+        # the long CPU run's preset (data recipe included), shortened
+        cfg = TrainConfig(**dict(PRESETS["cpu-long"], out_dir=out, steps=steps, warmup_steps=10, log_every=24,
+                                 save_every=10**6, save_every_s=0.0, real_pairs=real,
+                                 real_weight=DATA_RECIPE["real_weight"] if real else 0.0, threads=threads,
+                                 precision=precision, workers=workers, seed=77))
         train(cfg, progress=False)
         lines = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     rates = [m["patches_per_s"] for m in lines[1:]]
@@ -112,8 +113,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="append the tables and machine info to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(model=args.model, batch_size=args.batch_size, click_rounds=args.click_rounds,
-                      phantom_shape=(400, 256, 256), cpp_pos_weight=500.0)
+    cfg = TrainConfig(**dict(DATA_RECIPE, model=args.model, batch_size=args.batch_size,
+                             click_rounds=args.click_rounds))
     torch.manual_seed(0)
     fp32 = build_model(args.model)
     torch.manual_seed(0)
@@ -148,7 +149,8 @@ def main(argv=None) -> None:
             rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads))
             print(f"pipeline {name}: {rates[-1]:.2f} patches/s", file=sys.stderr, flush=True)
         lines += ["", f"Pipeline: `train()` for {args.pipeline_steps} steps per row from the shipped `nano`, "
-                  "the long runs' data (400×256×256 phantoms, a new one every 24 steps, the real training CT, "
+                  "the long run's preset `cpu-long` (400×256×256 phantoms, a new one every 24 steps, lesions, sub-parts and "
+                  "unions, the real training CT with elastic and contrast augmentation, "
                   "multi-scale patches); patches per second of wall time after the first 24 steps, data cutting "
                   "and phantom generation included.", "",
                   "| pipeline | patches/s | vs the old default |", "|---|---:|---:|"]

@@ -62,11 +62,10 @@ def load_real(kind: str):
 
 
 def fat_stats(hu, labels, kind):
-    """Fat has no label in real TotalSegmentator maps: voxels outside every labelled organ (ids 1-117;
-    the phantom's body-composition labels 118+ count as unlabelled) with HU in [-250, -20]."""
-    v = hu[((labels == 0) | (labels > 117)) & (hu > -250) & (hu < -20)]
-    if kind == "phantom":
-        v = hu[np.isin(labels, (119, 121)) & (hu > -250) & (hu < -20)]
+    """HU of fat in [-250, -20]. Fat has no label in real TotalSegmentator maps: there, voxels outside every
+    labelled organ (ids 1-117); in a phantom, its subcutaneous_fat (119) and torso_fat (121) labels."""
+    fat = np.isin(labels, (119, 121)) if kind == "phantom" else (labels == 0) | (labels > 117)
+    v = hu[fat & (hu > -250) & (hu < -20)]
     return {"mean": float(v.mean()), "std": float(v.std()), "p5": float(np.percentile(v, 5)),
             "p50": float(np.median(v)), "p95": float(np.percentile(v, 95))}
 
@@ -120,7 +119,7 @@ def measure(hu, labels, kind):
         "pancreas - its surroundings": h["pancreas"] - ring("pancreas", bone),
         "kidney spread p95 - p5 (cortex/medulla)": out["hu"]["kidneys"]["p95"] - out["hu"]["kidneys"]["p5"],
     }
-    a, p, v = h["aorta"], h["portal_vein"], h["inferior_vena_cava"]
+    a, p = h["aorta"], h["portal_vein"]
     out["phase"] = ("non_contrast" if a < 90 else "arterial" if a > 200 and a - p > 60 else "portal_venous")
     return out
 
