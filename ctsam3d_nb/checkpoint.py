@@ -26,6 +26,7 @@ import torch
 from ._atomic import atomic_write
 from ._version import __version__
 from .modeling import MODEL_CONFIGS, build_model
+from .patch_model import resolve_device
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "shipped_checkpoint", "CheckpointError",
            "CheckpointNotFoundError"]
@@ -198,10 +199,8 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
         CheckpointError: the file cannot be loaded (see `load_checkpoint`) or does not fit its model.
         ValueError: an unknown device, or CUDA asked for where torch has none.
     """
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        dev = torch.device(device)
+        dev = resolve_device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -209,7 +208,7 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
     name = str(name_or_path)
     if name in MODEL_CONFIGS and not Path(name).exists():
         if not pretrained:
-            return build_model(name).to(device).eval()
+            return build_model(name).to(dev).eval()
         path = shipped_checkpoint(name)
         if not path.exists():
             shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt")) if WEIGHTS_DIR.exists() else []

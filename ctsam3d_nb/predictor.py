@@ -9,7 +9,8 @@
 Clicks are voxel indices ``(z, y, x)`` of the loaded CT. Internally the CT is
 resampled once to the 1.5 mm model grid; each click is handled on 64³ patches of
 that grid. Encoder features are cached per patch, so a click inside an already
-encoded patch only re-runs the decoder.
+encoded patch only re-runs the decoder (the model calls and that cache:
+:class:`~ctsam3d_nb.patch_model.PatchModel`, ``pred.net``).
 
 An object larger than one patch (96 mm) is reached in one of two ways
 (:class:`~ctsam3d_nb.settings.ClickSettings` ``mode``):
@@ -28,29 +29,23 @@ Every action is all-or-nothing: if the model fails during a click, the predictor
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 import numpy as np
 import torch
 
 from . import patches as P
 from .clicks import deepest_point
-from .grid import ModelGrid, downsample
+from .grid import ModelGrid
 from .io import load_ct
 from .modeling.prompt import build_prompt_map
-from .predictor_state import ObjectState, check_click, to_ct_label_map, to_ct_mask
+from .patch_model import PatchModel
+from .predictor_state import ObjectState, check_click, object_index, to_ct_label_map, to_ct_mask
 from .reach import grow, zoom
 from .session import SessionLog
 from .settings import ClickSettings
 from .volume import CTVolume
 
 __all__ = ["Predictor"]
-
-
-def _resolve_device(device) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class Predictor:
@@ -81,12 +76,9 @@ class Predictor:
                 raise TypeError(f"unknown Predictor arguments {sorted(setting_fields)}; click settings are "
                                 f"{known}") from None
         self.settings = settings
-        self.device = _resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.cache_patches = int(cache_patches)
+        self.net = PatchModel(model, device, cache_patches)
         self.autosave = autosave
         self.ct: CTVolume | None = None
-        self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self.last_timing: dict[str, float] = {}
         self._reset_state()
 
@@ -94,13 +86,29 @@ class Predictor:
     def threshold(self) -> float:
         return self.settings.threshold
 
+    @property
+    def model(self):
+        return self.net.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.device
+
+    @property
+    def cache_patches(self) -> int:
+        return self.net.cache_patches
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Model calls so far: ``encoder_calls``, ``decoder_calls``, ``cpp_calls``."""
+        return self.net.stats
+
     # ------------------------------------------------------------------ set-up
     def _reset_state(self):
         self.objects: list[ObjectState] = []
         self.current = -1
         self._undo: list = []
         self._redo: list = []
-        self._features: OrderedDict = OrderedDict()
         self._mask_cache: dict[int, np.ndarray] = {}
         self.log = SessionLog(self)
 
@@ -121,22 +129,11 @@ class Predictor:
         t0 = time.perf_counter()
         self.ct = ct
         self.grid = ModelGrid.covering(ct)
-        self._images = {1: self.grid.resample_ct(ct)}  # float32 in [0, 1]
-        if self.settings.mode == "zoom":  # the coarser levels now, so that no click waits for them
-            for f in self.settings.levels[1:]:
-                self._level_image(f)
+        coarser = self.settings.levels[1:] if self.settings.mode == "zoom" else ()
+        self.net.set_image(self.grid.resample_ct(ct), coarser)  # float32 in [0, 1]; drops cached features
         self._reset_state()
         self.last_timing = {"set_volume": time.perf_counter() - t0}
         return self
-
-    @property
-    def _image(self) -> np.ndarray:
-        return self._images[1]
-
-    def _level_image(self, factor: int) -> np.ndarray:
-        if factor not in self._images:
-            self._images[factor] = downsample(self._images[1], factor)
-        return self._images[factor]
 
     def _require_volume(self):
         if self.ct is None:
@@ -178,79 +175,13 @@ class Predictor:
 
     def select_object(self, which) -> ObjectState:
         """Make an existing object current, by index or name."""
-        if isinstance(which, bool) or not isinstance(which, (int, np.integer, str)):
-            raise TypeError(f"select an object by its index (int) or name (str), got {which!r}")
-        idx = int(which) if not isinstance(which, str) else next(
-            (i for i, o in enumerate(self.objects) if o.name == which), None)
-        if idx is None or not 0 <= idx < len(self.objects):
-            raise KeyError(f"no object {which!r}; objects: {[o.name for o in self.objects]}")
+        idx = object_index(self.objects, which)
         self.current = idx
         self.log.add({"op": "select", "index": idx})
         self.log.autosave()
         return self.objects[idx]
 
-    # ------------------------------------------------------------------ model calls
-    def _patch_tensor(self, arr: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None, None].to(self.device)
-
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
-
-    def _encode(self, origin, factor: int = 1):
-        key = (factor, tuple(origin))
-        feats = self._features.get(key)
-        if feats is not None:
-            self._features.move_to_end(key)
-            return feats
-        with torch.inference_mode(), self._autocast():
-            feats = self.model.encode(self._patch_tensor(P.crop(self._level_image(factor), origin)))
-        self.stats["encoder_calls"] += 1
-        self._features[key] = feats
-        while len(self._features) > self.cache_patches:
-            self._features.popitem(last=False)
-        return feats
-
-    def _decode(self, origin, prompt: torch.Tensor, factor: int = 1) -> np.ndarray:
-        feats = self._encode(origin, factor)
-        with torch.inference_mode(), self._autocast():
-            logits = self.model.decode(feats, prompt[None].to(self.device))
-        self.stats["decoder_calls"] += 1
-        return torch.sigmoid(logits.float())[0, 0].cpu().numpy().astype(np.float16)
-
-    def _decode_many(self, items, batched: bool | None = None) -> list[np.ndarray]:
-        """Decode ``[(factor, origin, prompt)]``; returns their probabilities in order.
-
-        ``batched`` (default: on CUDA only) runs them as one batch (patches not yet encoded are encoded
-        in one batch too). On the 2-core CPU one batch of 8 patches took 1.2x as long as one at a time
-        (docs/benchmarks.md), so the CPU decodes them one by one."""
-        if batched is None:
-            batched = self.device.type == "cuda"
-        if len(items) == 1 or not batched:
-            return [self._decode(o, pr, f) for f, o, pr in items]
-        missing = [(f, tuple(o)) for f, o, _ in items if (f, tuple(o)) not in self._features]
-        missing = list(dict.fromkeys(missing))
-        if missing:
-            batch = torch.cat([self._patch_tensor(P.crop(self._level_image(f), o)) for f, o in missing])
-            with torch.inference_mode(), self._autocast():
-                feats = self.model.encode(batch)
-            self.stats["encoder_calls"] += len(missing)
-            for i, key in enumerate(missing):
-                self._features[key] = [t[i:i + 1] for t in feats]
-        feats = [self._features[(f, tuple(o))] for f, o, _ in items]
-        for f, o, _ in items:
-            self._features.move_to_end((f, tuple(o)))
-        stacked = [torch.cat(level) for level in zip(*feats)]
-        prompts = torch.stack([pr for _, _, pr in items]).to(self.device)
-        with torch.inference_mode(), self._autocast():
-            logits = self.model.decode(stacked, prompts)
-        self.stats["decoder_calls"] += len(items)
-        while len(self._features) > self.cache_patches:
-            self._features.popitem(last=False)
-        probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy().astype(np.float16)
-        return list(probs)
-
+    # ------------------------------------------------------------------ prompts
     def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False,
                 extra_positive=None, factor: int = 1) -> torch.Tensor:
         pts, labels = obj.clicks_in(origin, factor)
@@ -308,7 +239,7 @@ class Predictor:
         # holds it well inside)
         holding = [(f, o) for f in sorted(obj.masks.levels, reverse=True) for o in obj.masks.level(f).probs
                    if P.contains(o, np.asarray(g) / f)]
-        inner = [o for f, o in self._features if f == 1 and P.contains(o, g, margin=P.PATCH // 8)]
+        inner = [o for o in self.net.cached_origins(1) if P.contains(o, g, margin=P.PATCH // 8)]
         inner += [o for f, o in holding if f == 1 and P.contains(o, g, margin=P.PATCH // 8)]
         centre = lambda o: np.sum((np.asarray(o) + P.PATCH / 2 - 0.5 - np.asarray(g)) ** 2)  # noqa: E731
         primary = min(inner, key=centre) if inner else P.origin_for(g)
@@ -316,7 +247,7 @@ class Predictor:
                                   [(f, o) for f, o in holding if f == 1]))
         for f, origin in todo:
             t = time.perf_counter()
-            prob = self._decode(origin, self._prompt(obj, origin, factor=f), f)
+            prob = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
             obj.masks.level(f).probs[origin] = prob
         found = refined = 1

@@ -13,7 +13,7 @@ from .anatomy import by_id, by_name
 from .grid import ModelGrid
 from .volume import CTVolume
 
-__all__ = ["Click", "ObjectState", "check_click", "to_ct_label_map", "to_ct_mask"]
+__all__ = ["Click", "ObjectState", "check_click", "object_index", "to_ct_label_map", "to_ct_mask"]
 
 CUSTOM_ID_START = 1000
 
@@ -111,6 +111,22 @@ class ObjectState:
         except KeyError:
             rng = np.random.default_rng(self.label_id)
             return tuple(int(c) for c in rng.integers(60, 255, 3))
+
+
+def object_index(objects, which, how: str = "select an object by its index (int) or name (str)") -> int:
+    """The index in ``objects`` of ``which``: an index, or a name (the first object of that name).
+
+    Raises:
+        TypeError: ``which`` is neither an int nor a str (the message starts with ``how``).
+        KeyError: no such object (the message lists the objects' names).
+    """
+    if isinstance(which, bool) or not isinstance(which, (int, np.integer, str)):
+        raise TypeError(f"{how}, got {which!r}")
+    idx = next((i for i, o in enumerate(objects) if o.name == which), None) if isinstance(which, str) \
+        else int(which)
+    if idx is None or not 0 <= idx < len(objects):
+        raise KeyError(f"no object {which!r}; objects: {[o.name for o in objects]}")
+    return idx
 
 
 def to_ct_mask(masks: P.PatchMasks, grid: ModelGrid, ct: CTVolume, threshold: float) -> np.ndarray:

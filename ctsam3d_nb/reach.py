@@ -1,7 +1,8 @@
 """How a click reaches beyond one 64³ patch: zoom-out then refine, or cross-patch growth.
 
 Functions of a :class:`~ctsam3d_nb.predictor.Predictor` (``pred``), called from its click path;
-they decode through ``pred`` and write probabilities into the object's :class:`~ctsam3d_nb.patches.LevelMasks`.
+they run the model through ``pred.net`` (:class:`~ctsam3d_nb.patch_model.PatchModel`) and write
+probabilities into the object's :class:`~ctsam3d_nb.patches.LevelMasks`.
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import time
 from collections import deque
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from . import patches as P
@@ -31,7 +31,7 @@ def zoom(pred, obj: ObjectState, g, prob, timing):
             break  # the object fits in the field of this level
         origin = P.origin_for(np.asarray(g) / f)
         t = time.perf_counter()
-        coarse = pred._decode(origin, pred._prompt(obj, origin, factor=f), f)
+        coarse = pred.net.decode(origin, pred._prompt(obj, origin, factor=f), f)
         timing["decode"] += time.perf_counter() - t
         if s.zoom_min_agreement > 0 and not _agrees(pred, obj, f, origin, coarse, found):
             break  # the coarse view contradicts the finer mask (a leak, or another structure): keep the finer
@@ -56,7 +56,7 @@ def zoom(pred, obj: ObjectState, g, prob, timing):
         items = [(f, o, pred._prompt(obj, o, factor=f)) for o in tiles]  # all priors before any update
         timing["refine_select"] = time.perf_counter() - t
         t = time.perf_counter()
-        for (_, o, _), prob in zip(items, pred._decode_many(items)):
+        for (_, o, _), prob in zip(items, pred.net.decode_many(items)):
             obj.masks.level(f).probs[o] = prob
         timing["decode"] += time.perf_counter() - t
     return found, f
@@ -104,12 +104,7 @@ def grow(pred, obj: ObjectState, seeds, timing):
             heat = peaks = None
             if pred.settings.cpp_heatmaps:
                 t = time.perf_counter()
-                with torch.inference_mode(), pred._autocast():
-                    heat = pred.model.cpp(pred._patch_tensor(P.crop(pred._image, u)),
-                                          pred._patch_tensor(prob_u),
-                                          pred._patch_tensor(P.crop(pred._image, v)))
-                heat = heat.float().clamp(0, 1)[0, 0].cpu()
-                pred.stats["cpp_calls"] += 1
+                heat = pred.net.cpp(u, prob_u, v)
                 timing["cpp"] += time.perf_counter() - t
                 if pred.settings.cpp_peak_threshold is not None:
                     peaks = heatmap_to_clicks(heat, threshold=pred.settings.cpp_peak_threshold, max_clicks=3)
@@ -117,8 +112,8 @@ def grow(pred, obj: ObjectState, seeds, timing):
                         continue  # the CPP net sees no continuation in this neighbour
                     heat = None  # the peaks become clicks instead of the raw map
             t = time.perf_counter()
-            prob_v = pred._decode(v, pred._prompt(obj, v, positive_map=heat, seed_from_prior=True,
-                                                  extra_positive=peaks))
+            prob_v = pred.net.decode(v, pred._prompt(obj, v, positive_map=heat, seed_from_prior=True,
+                                                     extra_positive=peaks))
             timing["decode"] += time.perf_counter() - t
             if pred.settings.growth_guard:
                 prob_v = _continuation(pred, prob_v, obj.masks.patch_prior(v), axis, direction)

@@ -241,8 +241,8 @@ def test_zoom_runs_the_real_network_batched(tmp_path):
     pred = Predictor(model, zoom(), device="cpu").set_volume(ct)
     obj = pred.object
     items = [(1, o, pred._prompt(obj, o)) for o in [(0, 0, 0), (48, 0, 0), (0, 48, 48)]]
-    batched = pred._decode_many(items, batched=True)
-    single = [pred._decode(o, pr, f) for f, o, pr in items]
+    batched = pred.net.decode_many(items, batched=True)
+    single = [pred.net.decode(o, pr, f) for f, o, pr in items]
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), atol=2e-3)
 
@@ -282,7 +282,7 @@ def test_the_model_config_sigma_shapes_the_click_prompt():
 def test_a_coarse_view_that_contradicts_the_finer_mask_is_not_kept():
     ct, organ = organ_ct(70)
     pred = Predictor(RegionModel(), zoom()).set_volume(ct)
-    real = pred._decode
+    real = pred.net.decode
 
     def elsewhere(origin, prompt, factor=1):  # the coarse level "sees" another structure
         p = real(origin, prompt, factor)
@@ -291,13 +291,13 @@ def test_a_coarse_view_that_contradicts_the_finer_mask_is_not_kept():
             p[:10, :10, :10] = 1
         return p
 
-    pred._decode = elsewhere
+    pred.net.decode = elsewhere
     mask = pred.click((75, 75, 75))
     assert pred.last_timing["found_mm"] == 1.5 and not pred.object.masks.levels[2].probs
     assert pred.last_timing["decode_calls"] == 2 and mask[75, 75, 75]  # tried once, then kept the finer mask
     trusting = Predictor(RegionModel(), zoom(zoom_min_agreement=0)).set_volume(ct)
-    keep = trusting._decode
-    trusting._decode = lambda o, pr, f=1: keep(o, pr, f) * np.float16(f == 1)  # an empty coarse view
+    keep = trusting.net.decode
+    trusting.net.decode = lambda o, pr, f=1: keep(o, pr, f) * np.float16(f == 1)  # an empty coarse view
     trusting.click((75, 75, 75))
     assert trusting.last_timing["found_mm"] == 3.0  # 0 = always zoom
 

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from .._atomic import atomic_write, export_target
 from ..meshes import MESH_SUFFIXES
-from ..predictor_state import to_ct_mask
+from ..predictor_state import object_index, to_ct_mask
 from .geometry import VIEWS, view_layout
 
 __all__ = ["FIGURE_FORMATS", "compose_figure", "export_by_name", "export_kind", "label_mask", "object_mask",
@@ -68,13 +68,7 @@ def object_mask(predictor, which=None) -> tuple[np.ndarray, str, tuple[int, int,
     if which is None:
         obj = p.objects[p.current]
         return p.mask, obj.name, obj.color
-    if isinstance(which, bool) or not isinstance(which, (int, np.integer, str)):
-        raise TypeError(f"which= is an object's index (int) or name (str), got {which!r}")
-    idx = next((i for i, o in enumerate(p.objects) if o.name == which), None) if isinstance(which, str) \
-        else int(which)
-    if idx is None or not 0 <= idx < len(p.objects):
-        raise KeyError(f"no object {which!r}; objects: {[o.name for o in p.objects]}")
-    obj = p.objects[idx]
+    obj = p.objects[object_index(p.objects, which, "which= is an object's index (int) or name (str)")]
     return to_ct_mask(obj.masks, p.grid, p.ct, p.threshold), obj.name, obj.color
 
 
