@@ -144,6 +144,34 @@ def test_short_run_writes_everything_and_resumes_exactly(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), k
 
 
+def test_weight_average_is_kept_resumed_and_exported(tmp_path):
+    """ema_decay: last.pt carries the average, a resumed run continues it, model.pt and the export hold it."""
+    from ctsam3d_nb.training.export import export_run
+
+    out = tmp_path / "run"
+    cfg = _cfg(tmp_path, steps=1, ema_decay=0.5)
+    train(cfg, progress=False)
+    s1 = torch.load(out / "last.pt", weights_only=True)
+    assert int(s1["ema"]["n_averaged"]) == 1  # the first update copies the weights
+    assert all(torch.equal(s1["ema"]["module." + k], v) for k, v in s1["model"].items())
+    final = train(dataclasses.replace(cfg, steps=2), progress=False)  # resumed: the average goes on
+    s2 = torch.load(out / "last.pt", weights_only=True)
+    assert int(s2["ema"]["n_averaged"]) == 2
+    avg = {k: s2["ema"]["module." + k] for k in s2["model"]}
+    for k, v in s2["model"].items():  # weights and the stem's batch-norm statistics (not its int counters)
+        if v.is_floating_point():
+            torch.testing.assert_close(avg[k], 0.5 * s1["model"][k] + 0.5 * v)
+    assert sum(not torch.equal(avg[k], v) for k, v in s2["model"].items()) > 10  # not the raw weights
+    assert all(torch.equal(a, avg[k]) for k, a in final.state_dict().items())
+    assert all(torch.equal(a, avg[k]) for k, a in load_model(out / "model.pt", device="cpu").state_dict().items())
+    for raw, want in ((False, avg), (True, s2["model"])):
+        path = export_run(out, tmp_path / f"export_{raw}.pt", raw=raw)
+        got = load_model(path, device="cpu").state_dict()
+        assert all(torch.equal(got[k], v.half().float()) for k, v in want.items()), raw
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_gloo(tmp_path):
     out = tmp_path / "ddp"

@@ -85,6 +85,9 @@ class TrainConfig:
     precision: str = "auto"  # "bf16": bfloat16 autocast (weights and optimizer stay float32); "fp32"; "auto":
     #   bf16 on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX: 1.6x faster steps on this project's
     #   CPU, docs/benchmarks.md), else fp32 (emulated bf16 is slower there)
+    ema_decay: float = 0.0  # also keep an exponential moving average of the weights, updated after every step
+    #   with this decay (0 = off; 0.999 averages about the last 1000 steps). model.pt and the export hold the
+    #   average: it smooths the step-to-step noise of small-batch training (evaluated checkpoints differ less)
     resume: bool = True  # continue from out_dir/last.pt when present
     overwrite: bool = False  # write into an out_dir that holds files a run did not write (e.g. your own
     #   config.json/model.pt: they are replaced). Without it such a folder is refused. A one-time permission,
@@ -118,6 +121,8 @@ class TrainConfig:
         for name in ("lr", "grad_clip", "max_scale"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and v > 0 and v == v, name, "must be a number > 0")
+        need(isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
+             and 0 <= self.ema_decay < 1, "ema_decay", "must be a number in [0, 1) (0 = no weight average)")
         need(self.max_scale <= 8, "max_scale", "must be <= 8 (coarser patches hold too little of any target)")
         for name in ("weight_decay", "dice_weight", "focal_weight", "focal_gamma", "cpp_weight", "cpp_pos_weight",
                      "phantom_weight", "real_weight", "folder_weight", "dataset_weight", "large_target_boost",
@@ -242,9 +247,11 @@ PRESETS = {
     # size: --model tiny --init "" (from scratch; no tiny weights are shipped).
     "gpu-9min": dict(DATA_RECIPE, device="cuda", model="nano", init="nano", batch_size=24, workers=14,
                      max_minutes=8.0, save_every_s=60.0, steps=100_000, save_every=1000, log_every=20,
-                     warmup_steps=50, lr=5e-4, refresh_every=192, pool_size=4, click_rounds=3, threads=2),
+                     warmup_steps=50, lr=5e-4, refresh_every=192, pool_size=4, click_rounds=3, threads=2,
+                     ema_decay=0.995),
     # The long CPU run of docs/model_card.md: fine-tune the shipped nano in the background on a 2-core CPU,
     # bf16 where the CPU has it, one data worker generating phantoms beside the step, resumable.
     "cpu-long": dict(DATA_RECIPE, device="cpu", model="nano", init="nano", batch_size=2, workers=1, steps=20_000,
-                     save_every=100, save_every_s=600.0, log_every=20, warmup_steps=50, lr=3e-4, threads=2),
+                     save_every=100, save_every_s=600.0, log_every=20, warmup_steps=50, lr=3e-4, threads=2,
+                     ema_decay=0.999),
 }

@@ -2,6 +2,8 @@
 
     python -m ctsam3d_nb.training.export runs/nano ctsam3d_nb/weights/nano.pt --overwrite
 
+A run trained with ``ema_decay`` exports its weight average; ``--raw`` exports the last step's weights.
+
 Every user error (no such run, an unreadable or diverged last.pt, an existing output without
 ``--overwrite``, a bad ``--metadata`` file) is one ``error: ...`` line on stderr and exit status 2.
 """
@@ -48,14 +50,18 @@ def _read_last(run_dir: Path) -> dict:
         raise CheckpointError(f"'{last}' is not readable ({type(e).__name__}: {str(e)[:200]}). It may be cut off: "
                               "resume the run (python -m ctsam3d_nb.train --out-dir ...) to write it again.") from None
     ok = (isinstance(state, dict) and isinstance(state.get("config"), dict) and isinstance(state.get("model"), dict)
-          and isinstance(state.get("step"), int) and all(isinstance(v, torch.Tensor) for v in state["model"].values()))
+          and isinstance(state.get("step"), int) and all(isinstance(v, torch.Tensor) for v in state["model"].values())
+          and isinstance(state.get("ema", {}), dict))
     if not ok:
         raise CheckpointError(f"'{last}' is not a training run's last.pt (expected model, step and config). "
                               "Export the folder of a run written by python -m ctsam3d_nb.train.")
     if state["config"].get("model") not in MODEL_CONFIGS:
         raise CheckpointError(f"'{last}' was trained as an unknown model {state['config'].get('model')!r} (this "
                               f"library has {', '.join(MODEL_CONFIGS)}). Export it with the library version that trained it.")
-    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if "ema" in state:  # torch.optim.swa_utils.AveragedModel's state: module.<name> and n_averaged
+        state["ema"] = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    bad = [f"{part}.{k}" for part in ("model", "ema") for k, v in state.get(part, {}).items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(f"'{last}' holds non-finite weights (NaN or inf) in {len(bad)} tensors, e.g. {bad[:3]}: "
                               f"the training diverged at or before step {state['step']}. Retrain with a lower --lr "
@@ -63,9 +69,11 @@ def _read_last(run_dir: Path) -> dict:
     return state
 
 
-def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = False, half: bool = True) -> Path:
+def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = False, half: bool = True,
+               raw: bool = False) -> Path:
     """Write the weights of ``run_dir/last.pt`` as a checkpoint at ``path`` with the run's config
-    (float16 storage by default: half the size, cast back to float32 on load).
+    (float16 storage by default: half the size, cast back to float32 on load): the run's weight average
+    when it kept one (``TrainConfig.ema_decay``), else (or with ``raw``) the last step's weights.
 
     Raises:
         FileNotFoundError: no such run folder, or no last.pt in it.
@@ -86,12 +94,14 @@ def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = Fa
     state = _read_last(run_dir)
     cfg = state["config"]
     model = build_model(cfg["model"])
+    weights = "model" if raw or "ema" not in state else "ema"
     try:
-        model.load_state_dict(state["model"], strict=True)
+        model.load_state_dict(state[weights], strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"'{run_dir / 'last.pt'}' does not fit the '{cfg['model']}' model: {str(e)[:300]}. "
                               "Export it with the library version that trained it.") from None
-    meta = {"training": {"config": cfg, "steps_done": int(state["step"])}}
+    meta = {"training": {"config": cfg, "steps_done": int(state["step"]),
+                         "weights": "raw" if weights == "model" else f"ema {cfg.get('ema_decay')}"}}
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         lines = []
@@ -130,9 +140,10 @@ def main(argv=None) -> int:
     ap.add_argument("path")
     ap.add_argument("--metadata", help="JSON file merged into the metadata (data description, metrics...)")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--raw", action="store_true", help="the last step's weights, not the run's weight average")
     args = ap.parse_args(argv)
     try:
-        print(export_run(args.run_dir, args.path, _metadata(args.metadata), args.overwrite))
+        print(export_run(args.run_dir, args.path, _metadata(args.metadata), args.overwrite, raw=args.raw))
     except (OSError, ValueError) as e:  # CheckpointError is a ValueError; FileNotFoundError/FileExistsError OSErrors
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..clicks import first_click, next_click
@@ -198,7 +199,8 @@ def _sampler(cfg: TrainConfig, sources, rank: int) -> PatchSampler:
 
 
 def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
-    """Train (or resume) according to ``cfg``; returns the trained (unwrapped) model.
+    """Train (or resume) according to ``cfg``; returns the trained (unwrapped) model: its weight average
+    when ``cfg.ema_decay`` is set (the weights model.pt holds).
 
     ``callbacks`` are called as ``cb(step, metrics)`` on rank 0 every ``log_every`` steps.
 
@@ -234,8 +236,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, trained_s = 0, 0.0
     last = out / "last.pt"
-    if cfg.resume and last.exists():
-        state = torch.load(last, map_location=device, weights_only=True)
+    state = torch.load(last, map_location=device, weights_only=True) if cfg.resume and last.exists() else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
@@ -245,6 +247,11 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         if init.config.name != cfg.model:
             raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not '{cfg.model}'")
         model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+    ema = None
+    if cfg.ema_decay:  # the average starts at the weights the run starts from (a resumed run without one too)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if state is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -265,7 +272,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     def save(done):
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
-                    "trained_s": trained_s + time.perf_counter() - t0, "config": dataclasses.asdict(cfg)}, tmp)
+                    "trained_s": trained_s + time.perf_counter() - t0, "config": dataclasses.asdict(cfg),
+                    **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
         os.replace(tmp, last)
 
     metrics_file = out / "metrics.jsonl"
@@ -294,6 +302,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             finite = bool(flag.item())
         if finite:
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
         else:  # a non-finite loss or gradient (rare under bf16): skip the update rather than poison the weights
             skipped += 1
         opt.zero_grad(set_to_none=True)
@@ -321,9 +331,11 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             t_saved = time.perf_counter()
         if out_of_time:
             break
+    final = model if ema is None else ema.module  # the weight average, when kept
     if rank == 0:
-        save_checkpoint(model, out / "model.pt", overwrite=True, metadata={
-            "training": {"config": dataclasses.asdict(cfg), "steps": done, "world_size": world}})
+        save_checkpoint(final, out / "model.pt", overwrite=True, metadata={
+            "training": {"config": dataclasses.asdict(cfg), "steps": done, "world_size": world,
+                         "weights": "raw" if ema is None else f"ema {cfg.ema_decay}"}})
     if distributed:
         dist.barrier()
-    return model
+    return final
