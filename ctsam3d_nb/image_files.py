@@ -28,9 +28,11 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _check_exists(path) -> Path:
+def _check_exists(path, what: str = "CT") -> Path:
+    """``path`` as a Path if it exists; else a clear error naming ``what`` was looked for and near-miss names."""
     if path is None or str(path) == "":
-        raise CTLoadError("no path given: pass the path of a CT file (.nii.gz, .nrrd, .mha) or a DICOM folder")
+        where = "a CT file (.nii.gz, .nrrd, .mha) or a DICOM folder" if what == "CT" else f"the {what} file"
+        raise CTLoadError(f"no path given: pass the path of {where}")
     path = Path(path).expanduser()
     if not path.exists():
         hint = ""
@@ -38,7 +40,7 @@ def _check_exists(path) -> Path:
             near = sorted(p.name for p in path.parent.iterdir() if p.name[:3] == path.name[:3])[:5]
             if near:
                 hint = f" Files with a similar name there: {near}."
-        raise FileNotFoundError(f"CT path not found: '{path}'. Check the spelling and the working directory "
+        raise FileNotFoundError(f"{what} path not found: '{path}'. Check the spelling and the working directory "
                                 f"(now '{Path.cwd()}').{hint}")
     return path
 

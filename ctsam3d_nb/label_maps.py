@@ -72,7 +72,7 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
     """
     if not isinstance(like, CTVolume):
         raise TypeError(f"like= must be the CTVolume the labels belong to (from load_ct), got {type(like).__name__}")
-    path = _check_exists(path)
+    path = _check_exists(path, "label map")
     image = _to_3d_scalar(_read_image(path, "a label map"), f"'{path}'")
     _check_geometry(image, f"label map '{path}'")
     arr = sitk.GetArrayFromImage(image)

@@ -25,7 +25,7 @@ def zoom(pred, obj: ObjectState, g, prob, timing):
     Returns the level factor the object was found at and the one it was refined at (None if
     nothing was refined)."""
     s, thr = pred.settings, pred.threshold
-    found, finer_origin = 1, None
+    found = 1
     for f in s.levels[1:]:
         if not P.neighbour_faces(prob.astype(np.float32), thr):
             break  # the object fits in the field of this level

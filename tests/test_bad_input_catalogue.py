@@ -102,6 +102,8 @@ CASES = [
     ("labels-negative", lambda t: (lambda ct, p: lambda: cs.load_labels(p, like=ct))(_loaded(t), _labels(t, np.full(synthetic_hu().shape, -1, np.int16))),
      CTLoadError, "negative"),
     ("labels-like-not-ct", lambda t: (lambda p: lambda: cs.load_labels(p, like=np.zeros(3)))(_labels(t)), TypeError, "CTVolume"),
+    ("labels-missing", lambda t: (lambda ct: lambda: cs.load_labels(t / "nope_seg.nii.gz", like=ct))(_loaded(t)),
+     FileNotFoundError, "label map path not found"),
     ("ct-array-no-spacing", lambda t: lambda: cs.load_ct(synthetic_hu()), TypeError, r"spacing=\(.*affine="),
     ("ct-array-affine-and-spacing", lambda t: lambda: cs.load_ct(synthetic_hu(), spacing=(1, 1, 1), affine=np.eye(4)),
      TypeError, "not both"),
