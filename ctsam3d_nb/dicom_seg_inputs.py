@@ -11,11 +11,11 @@ import numpy as np
 
 from ._atomic import export_target
 from .anatomy import MAX_LABEL_VALUE, by_id, by_name
+from .dicom_slices import _ABS_TOL_MM, _IOP_TOL, _REL_TOL
 from .predictor import Predictor
 from .volume import CTVolume
 
 INSTALL_HINT = 'pip install "ctsam3d_nb[dicom]"'
-_POS_TOL_MM = 0.01  # as dicom_slices: positions agree to 10 µm (or 0.1 % of a voxel, whichever is larger)
 
 
 # ------------------------------------------------------------------ inputs
@@ -137,7 +137,7 @@ def _check_target(path, ct: CTVolume, overwrite: bool) -> Path:
 def _read_sources(ct: CTVolume, pydicom):
     """The source datasets (headers only) in z order, checked against the CT's geometry."""
     spacing_xyz = np.asarray(ct.image.GetSpacing())
-    tol = max(_POS_TOL_MM, 1e-3 * float(spacing_xyz.min()))
+    tol = max(_ABS_TOL_MM, _REL_TOL * float(spacing_xyz.min()))  # as the slices were checked on loading
     row_dir, col_dir = ct.direction[:, 0], ct.direction[:, 1]
     nz, ny, nx = ct.shape
     by_z: dict[int, object] = {}
@@ -161,7 +161,7 @@ def _read_sources(ct: CTVolume, pydicom):
         kz = int(round(k))
         expected = ct.index_to_physical((kz, 0, 0))
         if (rows, cols) != (ny, nx) or not 0 <= kz < nz or np.linalg.norm(ipp - expected) > tol or \
-                not np.allclose(iop, np.r_[row_dir, col_dir], atol=1e-4) or \
+                not np.allclose(iop, np.r_[row_dir, col_dir], atol=_IOP_TOL) or \
                 not np.allclose(pixel_spacing, ct.spacing[1:], rtol=1e-4, atol=1e-6):
             raise ValueError(f"the CT's source DICOM file '{f}' (position {ipp.tolist()}, {rows}x{cols} pixels) is not "
                              f"a slice of this CT's grid: the files changed since the CT was loaded. {reload}")

@@ -172,12 +172,12 @@ def problems(path: Path) -> list[str]:
     # the version is the one line a user on another Python sees JupyterLab change; the rest must match
     if {**stored_lang, "version": None} != {**lang, "version": None}:
         found.append(f"language_info {stored_lang} is not what the kernel reports ({lang})")
-    _, missing = reachable_models(nb)
+    shown, missing = reachable_models(nb)
     if missing:
         found.append(f"{len(missing)} widget model(s) shown in outputs are not in the stored widget state: "
                      "a reload without the kernel shows 'Error displaying widget: model not found'")
     state = widget_state(nb)
-    blank = [k for k in reachable_models(nb)[0] if state[k].get("model_name") == "MPLCanvasModel"
+    blank = [k for k in shown if state[k].get("model_name") == "MPLCanvasModel"
              and not str(state[k].get("state", {}).get("_data_url") or "").startswith("data:image/png;base64,")]
     if blank:
         found.append(f"{len(blank)} matplotlib canvas(es) have no stored picture: empty after a reload")

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..anatomy import MAX_ID, STRUCTURES
+from ..grid import HU_WINDOW
 
 
 class ElasticWarp:
@@ -82,7 +83,7 @@ _GROUP = _group_of_ids()
 
 
 def contrast_phase(image: np.ndarray, labels: np.ndarray, rng) -> np.ndarray:
-    """``image`` (normalised [0, 1], the HU window of width 350) as if scanned in another contrast phase.
+    """``image`` (normalised [0, 1] over ``HU_WINDOW``) as if scanned in another contrast phase.
 
     Arteries, veins and enhancing organs each get one HU shift (arteries -150..+150, veins
     -120..+120, organs -50..+60) plus a small per-structure jitter, smoothed over a voxel so no
@@ -96,7 +97,7 @@ def contrast_phase(image: np.ndarray, labels: np.ndarray, rng) -> np.ndarray:
     for i in ids:
         g = int(_GROUP[i])
         if g:
-            shift[i] = (group_shift[g] + rng.uniform(-15, 15)) / 350.0
+            shift[i] = (group_shift[g] + rng.uniform(-15, 15)) / (HU_WINDOW[1] - HU_WINDOW[0])
     out = image
     if shift.any():
         out = image + ndimage.gaussian_filter(shift[labels.astype(np.int64)], 1.0)
