@@ -303,6 +303,32 @@ def test_multiscale_patches_keep_targets_consistent_with_images():
         assert s.prior is None and s.first == "target"
 
 
+def test_slab_samples_look_like_a_scan_of_limited_coverage():
+    """p_slab: a 20-90 mm slab of z slices through the target, exactly 0 (the predictor's padding) above and
+    below, the target cut with it, no CPP partner; without it the sample stream is unchanged."""
+    get, _ = _ball_source(size=120, radius=40)  # a 120 mm ball: every 64³ patch of it spans all 64 slices
+    kw = dict(seed=4, pool_size=1, p_augment=0.0, p_domain_rand=0.0, p_cpp=1.0, p_multiscale=0.5,
+              min_coarse_voxels=150)
+    slabs = PatchSampler([(get, 1.0)], p_slab=1.0, **kw)
+    thick = []
+    for i in range(16):
+        s = slabs.sample(i)
+        inside = np.flatnonzero(np.abs(s.image).sum(axis=(1, 2)) > 0)
+        assert inside.size and np.array_equal(inside, np.arange(inside[0], inside[-1] + 1))  # one slab
+        outside = np.ones(64, bool)
+        outside[inside] = False
+        assert not s.image[outside].any() and not s.target[outside].any()
+        assert s.target.sum() >= 30 and s.image_v is None and s.face is None
+        if 0 < inside[0] and inside[-1] < 63:  # not cut by the patch edge
+            thick.append(len(inside) * 1.5 * s.scale)
+    assert thick and min(thick) >= 20 - 1.5 * 4 and max(thick) <= 90 + 1.5 * 4, thick
+    plain, again = PatchSampler([(get, 1.0)], **kw), PatchSampler([(get, 1.0)], p_slab=0.0, **kw)
+    for i in range(4):
+        a, b = plain.sample(i), again.sample(i)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.target, b.target)
+        assert not np.array_equal(a.image, slabs.sample(i).image)
+
+
 def test_zoom_and_refine_priors():
     get, _ = _ball_source(radius=40, size=128)
     zoom = PatchSampler([(get, 1.0)], seed=3, pool_size=1, p_augment=0.0, p_cpp=0.0, p_multiscale=1.0,

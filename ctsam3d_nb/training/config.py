@@ -66,6 +66,8 @@ class TrainConfig:
     elastic_mm: float = 6.0  # largest displacement of that deformation (mm); its gradient is kept <= 0.25
     p_contrast: float = 0.0  # real volumes only: probability of a contrast-phase change (one HU shift each for
     #   arteries, veins, enhancing organs) and a gamma 0.7-1.4, on top of the usual intensity augmentation
+    p_slab: float = 0.0  # probability that a patch shows a scan of limited z coverage (a 20-90 mm slab through
+    #   the target, padded above and below as the predictor pads a scan): partial-coverage scans are common
     real_uniform_targets: bool = False  # real volumes: every labelled structure is drawn equally often
     #   (the RARE_TARGETS down-weighting of ribs and vertebrae, meant for phantoms, would starve real vertebrae)
     init: str | None = None  # weights to start from when not resuming: "nano" (shipped) or a checkpoint .pt
@@ -131,7 +133,7 @@ class TrainConfig:
             need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded", "p_lesion", "p_subpart",
-                     "p_union", "p_elastic", "p_contrast"):
+                     "p_union", "p_elastic", "p_contrast", "p_slab"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",
@@ -232,10 +234,10 @@ def check_out_dir(cfg: TrainConfig) -> None:
 
 
 #: The training data of the long runs (session 5 on): phantoms with the real training CT, multi-scale patches,
-#: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT.
+#: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT, scan slabs.
 DATA_RECIPE = dict(phantom_shape=(400, 256, 256), cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0,
                    p_multiscale=0.4, p_refine_prior=0.2, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
-                   p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True,
+                   p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True, p_slab=0.15,
                    real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
                                 "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.2)
 

@@ -27,6 +27,7 @@ from .targets import pick_union, subpart
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
 RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3}
+SLAB_MM = (20.0, 90.0)  # thickness range of a scan-slab sample (both real CTs here are 40 and 90 mm thick)
 RARE_TARGETS.update({i: 0.3 for i in range(25, 51)})  # sacrum, vertebrae
 RARE_TARGETS.update({i: 0.3 for i in range(92, 116)})  # ribs
 
@@ -119,6 +120,10 @@ class PatchSampler:
             (`~ctsam3d_nb.training.augment.contrast_phase`).
         real_uniform_targets: on real volumes draw every labelled structure equally often
             (`RARE_TARGETS` and its down-weighting of vertebrae and ribs apply to phantoms only).
+        p_slab: probability that the patch is cut to a scan of limited z coverage: only a slab of
+            `SLAB_MM` thickness through the target is kept, the rest is what the predictor pads a scan
+            with (0 after normalisation), the target too (partial-coverage scans, like the 40-mm
+            DICOM series here; no CPP partner).
     """
 
     def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
@@ -126,7 +131,7 @@ class PatchSampler:
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
                  p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
                  p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
-                 real_uniform_targets=False):
+                 real_uniform_targets=False, p_slab=0.0):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -143,6 +148,7 @@ class PatchSampler:
             raise ValueError(f"p_lesion + p_subpart + p_union must be <= 1, got {sum(self.p_kind.values())}")
         self.p_elastic, self.elastic_mm = float(p_elastic), float(elastic_mm)
         self.p_contrast, self.real_uniform_targets = float(p_contrast), bool(real_uniform_targets)
+        self.p_slab = float(p_slab)
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -166,7 +172,7 @@ class PatchSampler:
                    p_zoom_prior=cfg.p_zoom_prior, p_refine_prior=cfg.p_refine_prior, p_lesion=cfg.p_lesion,
                    p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
                    elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
-                   real_uniform_targets=cfg.real_uniform_targets)
+                   real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -240,6 +246,18 @@ class PatchSampler:
             prior = np.clip(up, 0, 1).astype(np.float32)
             return prior, ("none" if self.rng.random() < 0.5 else "error")
         return None, "target"
+
+    def _slab(self, target: np.ndarray, scale: float) -> np.ndarray | None:
+        """A (64, 1, 1) bool mask of the patch's z slices a scan of limited coverage holds: `SLAB_MM` thick,
+        through a random voxel of the target; None when it would keep the whole patch or too little target."""
+        thick = int(round(self.rng.uniform(*SLAB_MM) / (1.5 * scale)))
+        if thick >= PATCH:
+            return None
+        z = np.flatnonzero(target.any(axis=(1, 2)))
+        lo = int(z[self.rng.integers(len(z))]) - int(self.rng.integers(thick))
+        keep = np.zeros((PATCH, 1, 1), bool)
+        keep[max(lo, 0):max(lo + thick, 1)] = True
+        return keep if (target & keep).sum() >= self.min_target_voxels else None
 
     def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int, real: bool = False) -> np.ndarray:
         rng = np.random.default_rng(seed)  # same seed for U and V: the pair looks alike
@@ -368,6 +386,12 @@ class PatchSampler:
                     image_v = self._intensity(self._cut(vol, c_v, m, 1, scale, warp), lab_v, seed, vol.real)
             if first is None:
                 prior, first = self._prior(target, scale)
+            if self.p_slab > 0 and self.rng.random() < self.p_slab:
+                keep = self._slab(target, scale)
+                if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either
+                    img_u, target = img_u * keep, target & keep
+                    prior = None if prior is None else prior * keep
+                    image_v = target_v = face = None
             self.count += 1
             return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind)
         raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")
