@@ -15,6 +15,12 @@ lesions from the sampler's streams ``default_rng([seed, rank, count, 1])`` on tr
 neither the anatomy nor the lesion draws of this set are ever trained on::
 
     python benchmarks/evaluate_shipped.py --model nano --lesions --no-real --out-dir docs/eval_lesions
+
+``--slab-mm 40`` evaluates each phantom structure in a scan of limited coverage instead: the held-out
+phantom cut to a 40-mm slab of axial slices centred on the structure (as thin as the real DICOM series),
+a new CT per structure::
+
+    python benchmarks/evaluate_shipped.py --model nano --slab-mm 40 --no-real --out-dir docs/eval_slabs
 """
 from __future__ import annotations
 
@@ -60,6 +66,33 @@ def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=20
     return frames
 
 
+def slab_case(ct: CTVolume, labels: np.ndarray, label: int, mm: float):
+    """``ct`` and ``labels`` cut to the ``mm``-thick slab of axial slices centred on structure ``label``
+    (a new CTVolume at the slab's physical position), or None when the structure is absent."""
+    z = np.flatnonzero((labels == label).any(axis=(1, 2)))
+    if z.size == 0:
+        return None
+    n = min(max(int(round(mm / ct.spacing[0])), 1), ct.shape[0])
+    z0 = int(np.clip(int(np.median(z)) - n // 2, 0, ct.shape[0] - n))
+    sub = CTVolume.from_array(ct.array[z0:z0 + n], spacing=ct.spacing, origin=ct.index_to_physical((z0, 0, 0)),
+                              direction=ct.direction)
+    return sub, labels[z0:z0 + n]
+
+
+def _run_slabs(pred, seeds, structures, mm, clicks, t0, min_voxels=200):
+    frames = []
+    for seed in seeds:
+        ct, labels, _ = make_phantom(seed)
+        for name in structures:
+            got = slab_case(ct, labels, by_name(name).id, mm)
+            if got is None:
+                continue
+            frames += _run_case(pred, *got, [name], f"phantom {mm:g}-mm scans (held out)", str(seed), clicks,
+                                min_voxels)
+        print(f"phantom {seed} in {mm:g}-mm slabs: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return frames
+
+
 def lesion_case(seed: int, shape=(400, 256, 256)):
     """Held-out phantom ``seed`` with one lesion per host class: ``(CTVolume, [Lesion, ...])``."""
     ct, labels, _ = make_phantom(seed, shape=shape)
@@ -101,6 +134,9 @@ def main(argv=None):
     ap.add_argument("--lesions", action="store_true",
                     help="evaluate held-out synthetic lesions (one per liver/kidney/lung/bone per seed) instead of "
                          "the phantom structures")
+    ap.add_argument("--slab-mm", type=float, default=0.0,
+                    help="evaluate each phantom structure in a scan this thick (axial slab centred on it) instead "
+                         "of in the whole phantom")
     add_arguments(ap)  # the click settings: --mode zoom|grow, --cpp-heatmaps, ...
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
@@ -113,7 +149,9 @@ def main(argv=None):
     frames = []
     if args.lesions:
         frames += _run_lesions(pred, args.seeds, args.clicks, t0)
-    for seed in [] if args.lesions else args.seeds:
+    elif args.slab_mm:
+        frames += _run_slabs(pred, args.seeds, args.structures or PHANTOM_STRUCTURES, args.slab_mm, args.clicks, t0)
+    for seed in [] if args.lesions or args.slab_mm else args.seeds:
         ct, labels, _ = make_phantom(seed)
         frames += _run_case(pred, ct, labels, args.structures or PHANTOM_STRUCTURES, "phantom (held out)",
                             str(seed), args.clicks)
