@@ -19,13 +19,17 @@ from .masks import bounding_box
 __all__ = ["first_click", "next_click", "deepest_point"]
 
 
+_COARSE_FROM = 32**3  # the seeded variant measures depth on a 2x coarser grid in boxes larger than this
+
+
 def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | None = None,
                   min_fraction: float = 0.5) -> tuple[int, int, int]:
     """The voxel of ``mask`` farthest from its boundary (the volume's edge counts as boundary).
 
     With ``rng``, a random voxel among those at least ``min_fraction`` × the maximum
-    depth instead (the seeded variant used in training). Ties go to the first voxel in
-    C order, so the result is deterministic.
+    depth instead (the seeded variant used in training; for masks whose box exceeds 32³ voxels
+    the depth is measured on 2×2×2 blocks wholly inside the mask, 8x less work, a voxel of the
+    drawn block is returned). Ties go to the first voxel in C order, so the result is deterministic.
     """
     mask = np.asarray(mask, bool)
     if mask.ndim != 3:
@@ -33,14 +37,31 @@ def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | Non
     if not mask.any():
         raise ValueError("mask is empty: there is no interior point to click")
     box = bounding_box(mask, pad=1)
-    sub = np.pad(mask[box], 1)  # the volume edge is a boundary too
-    dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    if rng is None:
-        local = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    else:
-        cand = np.argwhere(dist >= min_fraction * dist.max())
-        local = cand[rng.integers(len(cand))]
+    local = _coarse_pick(mask[box], spacing, rng, min_fraction) if rng is not None else None
+    if local is None:
+        sub = np.pad(mask[box], 1)  # the volume edge is a boundary too
+        dist = ndimage.distance_transform_edt(sub, sampling=spacing)[1:-1, 1:-1, 1:-1]
+        if rng is None:
+            local = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        else:
+            cand = np.argwhere(dist >= min_fraction * dist.max())
+            local = cand[rng.integers(len(cand))]
     return tuple(int(l + s.start) for l, s in zip(local, box))
+
+
+def _coarse_pick(sub: np.ndarray, spacing, rng: np.random.Generator, min_fraction: float):
+    """The seeded deep pick on 2×2×2 blocks of ``sub`` that lie wholly inside it, or None (small box, or
+    fewer than 8 such blocks: a thin structure, measured at full resolution instead)."""
+    if sub.size <= _COARSE_FROM:
+        return None
+    z, y, x = (n // 2 for n in sub.shape)
+    blocks = sub[:2 * z, :2 * y, :2 * x].reshape(z, 2, y, 2, x, 2).all(axis=(1, 3, 5))
+    if np.count_nonzero(blocks) < 8:
+        return None
+    sampling = None if spacing is None else 2 * np.asarray(spacing, float)
+    dist = ndimage.distance_transform_edt(np.pad(blocks, 1), sampling=sampling)[1:-1, 1:-1, 1:-1]
+    cand = np.argwhere(dist >= min_fraction * dist.max())
+    return 2 * cand[rng.integers(len(cand))] + rng.integers(0, 2, 3)
 
 
 def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None) -> tuple[int, int, int]:

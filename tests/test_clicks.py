@@ -108,3 +108,23 @@ def test_bounding_box_is_scipys_box_grown_and_clipped():
         assert grown == tuple(slice(max(r.start - 2, 0), min(r.stop + 2, n)) for r, n in zip(ref, m.shape))
     with pytest.raises(ValueError, match="empty"):
         bounding_box(np.zeros((3, 3, 3), bool))
+
+
+def test_random_variant_on_a_large_mask_is_deep_seeded_and_fast_path():
+    """Boxes over 32³ voxels: depth on 2x2x2 blocks; the pick is still inside, deep, seeded and varied,
+    also for an anisotropic spacing and a mask that touches the volume edge."""
+    from ctsam3d_nb import clicks
+
+    gt = ball((64, 64, 64), (32, 30, 34), 26)
+    gt[:, :, :3] = True  # a slab at the x = 0 face: the edge is a boundary too
+    for spacing in (None, (2.0, 1.0, 1.0)):
+        depth = ndimage.distance_transform_edt(np.pad(gt, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        picks = [first_click(gt, spacing, rng=np.random.default_rng(s)) for s in range(30)]
+        assert picks[0] == first_click(gt, spacing, rng=np.random.default_rng(0))
+        assert all(gt[p] for p in picks) and len(set(picks)) > 20
+        assert min(depth[p] for p in picks) >= 0.4 * depth.max(), spacing
+    assert clicks._coarse_pick(gt, None, np.random.default_rng(0), 0.5) is not None  # the coarse path ran
+    thin = np.zeros((64, 64, 64), bool)
+    thin[10:50, 10:50, 30] = True  # one voxel thick: no block is inside, measured at full resolution
+    assert clicks._coarse_pick(thin[:, :, 29:32], None, np.random.default_rng(0), 0.5) is None
+    assert thin[first_click(thin, rng=np.random.default_rng(1))]
