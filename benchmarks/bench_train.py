@@ -59,7 +59,7 @@ class _Stepper:
     """One model + optimizer; ``step(batch, i)`` runs one training step and returns its seconds."""
 
     def __init__(self, model, cfg: TrainConfig, bf16: bool):
-        self.model, self.cfg, self.bf16 = model, cfg, bf16
+        self.model, self.cfg, self.bf16 = model.to(memory_format=torch.channels_last_3d), cfg, bf16  # as train()
         self.module = TrainStep(model, cfg)
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as training.loop
         model.train()

@@ -107,16 +107,22 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             a, d = faces[rng.integers(len(faces))]
             sl = (slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)
             prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
-    batch = {"image": img.to(device), "target": tgt.to(device), "prior": prior.to(device), "image_v": None,
+    batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
+             "image_v": None,
              "first": [s.first for s in samples]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
     if with_v:
         batch["v_index"] = torch.tensor(with_v)
-        batch["image_u_cpp"] = img[with_v].to(device)
-        batch["image_v"] = torch.from_numpy(np.stack([samples[i].image_v for i in with_v]))[:, None].to(device)
+        batch["image_u_cpp"] = _channels_last(img[with_v].to(device))
+        batch["image_v"] = _channels_last(torch.from_numpy(np.stack([samples[i].image_v for i in with_v]))[:, None]
+                                          .to(device))
         heat = np.stack([cpp_target_heatmap(samples[i].target_v, sigma) for i in with_v])
         batch["heat_v"] = torch.from_numpy(heat)[:, None].to(device)
     return batch
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last_3d)
 
 
 def clip_gradients(model, max_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +238,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         cfg.save(out / "config.json")
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model).to(device)
+    # channels-last 3D weights and inputs: oneDNN's bf16 convolutions run 14 % faster that way (docs/benchmarks.md)
+    model = build_model(cfg.model).to(device, memory_format=torch.channels_last_3d)
     # the fused kernel: one pass over all weights (on this project's CPU 5 ms per step instead of 32)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=device.type in ("cpu", "cuda"))
