@@ -193,15 +193,39 @@ class _SampleStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
-        sampler = _sampler(self.cfg, self.sources, self.rank * 1000 + worker)
+        sampler = PatchSampler.from_config(self.cfg, self.sources, self.rank * 1000 + worker)
         count = self.start * self.cfg.batch_size // n
         while True:
             yield [sampler.sample(count + i) for i in range(self.cfg.batch_size)]
             count += self.cfg.batch_size
 
 
-def _sampler(cfg: TrainConfig, sources, rank: int) -> PatchSampler:
-    return PatchSampler.from_config(cfg, sources, rank)
+def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path):
+    """The model, its AdamW and weight average (or None), the step to start at and the training seconds so far:
+    resumed from ``last`` when it exists (and ``cfg.resume``), else fresh or from ``cfg.init``."""
+    # channels-last 3D weights and inputs: oneDNN's bf16 convolutions run 14 % faster that way (docs/benchmarks.md)
+    model = build_model(cfg.model).to(device, memory_format=torch.channels_last_3d)
+    # the fused kernel: one pass over all weights (on this project's CPU 5 ms per step instead of 32)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
+    start, trained_s = 0, 0.0
+    state = torch.load(last, map_location=device, weights_only=True) if cfg.resume and last.exists() else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = int(state["step"])
+        trained_s = float(state.get("trained_s", 0.0))
+    elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
+        init = load_model(cfg.init, device="cpu")
+        if init.config.name != cfg.model:
+            raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not '{cfg.model}'")
+        model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+    ema = None
+    if cfg.ema_decay:  # the average starts at the weights the run starts from (a resumed run without one too)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if state is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+    return model, opt, ema, start, trained_s
 
 
 def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
@@ -238,29 +262,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         cfg.save(out / "config.json")
 
     torch.manual_seed(cfg.seed)
-    # channels-last 3D weights and inputs: oneDNN's bf16 convolutions run 14 % faster that way (docs/benchmarks.md)
-    model = build_model(cfg.model).to(device, memory_format=torch.channels_last_3d)
-    # the fused kernel: one pass over all weights (on this project's CPU 5 ms per step instead of 32)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=device.type in ("cpu", "cuda"))
-    start, trained_s = 0, 0.0
     last = out / "last.pt"
-    state = torch.load(last, map_location=device, weights_only=True) if cfg.resume and last.exists() else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start = int(state["step"])
-        trained_s = float(state.get("trained_s", 0.0))
-    elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
-        init = load_model(cfg.init, device="cpu")
-        if init.config.name != cfg.model:
-            raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not '{cfg.model}'")
-        model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
-    ema = None
-    if cfg.ema_decay:  # the average starts at the weights the run starts from (a resumed run without one too)
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-        if state is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
+    model, opt, ema, start, trained_s = _model_and_state(cfg, device, last)
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
@@ -271,7 +274,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
                                                   prefetch_factor=4, persistent_workers=True))
         next_samples = lambda step: next(stream)  # noqa: E731
     else:  # in this process: the data stream is a pure function of the step (exact resume)
-        sampler = _sampler(cfg, sources, rank)
+        sampler = PatchSampler.from_config(cfg, sources, rank)
         next_samples = lambda step: [sampler.sample(step * cfg.batch_size + i)  # noqa: E731
                                      for i in range(cfg.batch_size)]
     bf16 = use_bf16(cfg.precision, device)
