@@ -48,9 +48,11 @@ def pick_union(present, rng) -> tuple[int, ...] | None:
 
 
 def _components(target, min_voxels):
+    """The 26-connected components of ``target``: labels, and the ids and sizes of those >= ``min_voxels``."""
     lab, n = ndimage.label(target, np.ones((3, 3, 3)))
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    return lab, [i + 1 for i in np.flatnonzero(sizes >= min_voxels)]
+    big = np.flatnonzero(sizes >= min_voxels)
+    return lab, [int(i) + 1 for i in big], sizes[big].astype(float)
 
 
 def _elongated_cut(target, rng, min_voxels, min_elongation=2.5):
@@ -80,14 +82,13 @@ def subpart(target: np.ndarray, rng, min_voxels: int = 30):
     (``prior`` = the whole structure, ``first`` "error": the negative click on the dropped part);
     None when the structure offers neither.
     """
-    lab, pieces = _components(target, min_voxels)
+    lab, pieces, sizes = _components(target, min_voxels)
     cut = None
     if len(pieces) < 2 or rng.random() < 0.5:
         cut = _elongated_cut(target, rng, min_voxels)
     if cut is not None:
         return cut, target.astype(np.float32), "error"
     if len(pieces) >= 2:
-        sizes = np.asarray([np.count_nonzero(lab == i) for i in pieces], float)
         pick = pieces[rng.choice(len(pieces), p=sizes / sizes.sum())]
         return lab == pick, None, "target"
     return None
