@@ -40,7 +40,7 @@ from .io import load_ct
 from .modeling.prompt import build_prompt_map
 from .patch_model import PatchModel
 from .predictor_state import ObjectState, check_click, object_index, to_ct_label_map, to_ct_mask
-from .reach import grow, zoom
+from .reach import grow, keep_connected, zoom
 from .session import SessionLog
 from .settings import ClickSettings
 from .volume import CTVolume
@@ -255,6 +255,10 @@ class Predictor:
             grow(self, obj, [o for f, o in todo if f == 1], timing)
         elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
             found, refined = zoom(self, obj, g, obj.masks.probs[primary], timing)
+        if self.settings.keep_connected:
+            t = time.perf_counter()
+            keep_connected(self, obj)
+            timing["connected"] = time.perf_counter() - t
         timing["encode_calls"] = self.stats["encoder_calls"] - enc0
         timing["decode_calls"] = self.stats["decoder_calls"] - dec0
         timing["found_mm"] = found * self.grid.spacing

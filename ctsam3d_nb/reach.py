@@ -16,7 +16,7 @@ from . import patches as P
 from .modeling.cpp import heatmap_to_clicks
 from .predictor_state import ObjectState
 
-__all__ = ["zoom", "grow", "surface_tiles"]
+__all__ = ["zoom", "grow", "surface_tiles", "keep_connected"]
 
 
 def zoom(pred, obj: ObjectState, g, prob, timing):
@@ -139,3 +139,47 @@ def _continuation(pred, prob_v, prior_v, axis, direction):
 def _inside_grid(pred, origin) -> bool:
     o = np.asarray(origin)
     return bool(np.all(o + P.PATCH > 0) and np.all(o < np.asarray(pred.grid.shape)))
+
+
+def keep_connected(pred, obj: ObjectState, reach: int = 2) -> int:
+    """Drop the parts of the object's mask that no positive click touches (26-connected; a click up to
+    ``reach`` voxels off a part anchors it). A negative click that cuts a leak off also removes what
+    leaked beyond the cut, in every patch and on every zoom level. Returns the voxels dropped (level 1).
+
+    Nothing is dropped while no positive click lies on the mask (there is nothing to anchor to)."""
+    thr = pred.threshold
+    bb = obj.masks.bbox(thr)
+    pos = np.asarray([c.grid_zyx for c in obj.clicks if c.positive], float).reshape(-1, 3)
+    if bb is None or not len(pos):
+        return 0
+    lo, hi = (np.asarray(v, int) for v in bb)
+    parts, n = ndimage.label(obj.masks.blended(lo, hi) > thr, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return 0
+    keep = set()
+    for c in np.rint(pos).astype(int) - lo:
+        a, b = np.maximum(c - reach, 0), np.minimum(c + reach + 1, parts.shape)
+        if np.all(b > a):
+            keep.update(np.unique(parts[tuple(slice(x, y) for x, y in zip(a, b))]).tolist())
+    keep.discard(0)
+    if not keep:
+        return 0
+    drop = (parts > 0) & ~np.isin(parts, sorted(keep))
+    if not drop.any():
+        return 0
+    for f, level in obj.masks.levels.items():
+        for origin, p in list(level.probs.items()):
+            # level-f voxel origin + i sits on level-1 voxel f (origin + i)
+            idx = [(np.asarray(o) + np.arange(P.PATCH)) * f - a for o, a in zip(origin, lo)]
+            ok = [(i >= 0) & (i < s) for i, s in zip(idx, drop.shape)]
+            if not all(k.any() for k in ok):
+                continue
+            sub = drop[np.ix_(*(i[k] for i, k in zip(idx, ok)))]
+            if not sub.any():
+                continue
+            new = p.copy()  # arrays are replaced, never changed in place (undo snapshots share them)
+            view = new[np.ix_(*(np.flatnonzero(k) for k in ok))]
+            view[sub] = 0
+            new[np.ix_(*(np.flatnonzero(k) for k in ok))] = view
+            level.probs[origin] = new
+    return int(np.count_nonzero(drop))

@@ -28,6 +28,7 @@ class ClickSettings:
     #   "grow": the paper's cross-patch growth, neighbour by neighbour at 1.5 mm (see the grow fields)
     mode: str = "grow"
     threshold: float = 0.5  # probability above which a voxel is in the mask, in (0, 1)
+    keep_connected: bool = True  # after each click keep only the mask's parts a positive click touches
     # ---- zoom
     levels: tuple = (1, 2, 4)  # grid factors of the zoom levels (x 1.5 mm), finest first, each a multiple of the last
     refine_budget: int = 8  # most patches decoded to refine a coarse mask: the finest level whose surface fits,
@@ -60,7 +61,7 @@ class ClickSettings:
         need(_number(self.zoom_min_agreement) and 0 <= self.zoom_min_agreement <= 1, "zoom_min_agreement",
              "must be a number in [0, 1]")
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
-        for name in ("cpp_heatmaps", "growth_guard"):
+        for name in ("keep_connected", "cpp_heatmaps", "growth_guard"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold
         need(pt is None or (_number(pt) and 0 < pt <= 1), "cpp_peak_threshold", "must be None or a number in (0, 1]")

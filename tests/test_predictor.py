@@ -70,12 +70,13 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
 
 def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_time():
     ct, tube, branch = tube_ct(260)
-    pred = Predictor(RegionModel(), cpp_heatmaps=True).set_volume(ct)  # the default until session 3
+    pred = Predictor(RegionModel(), cpp_heatmaps=True, keep_connected=False).set_volume(ct)  # until session 3
     mask = pred.click((130, 30, 30))
     old = pred.session
     old["settings"] = {k: old["settings"][k] for k in ("growth_budget", "threshold")}  # as such logs were written
     again = Predictor.replay(old, ct, model=RegionModel())
     assert again.settings.cpp_heatmaps is True and again.settings.cpp_peak_threshold is None and not again.settings.growth_guard
+    assert again.settings.keep_connected is False
     assert again.stats["cpp_calls"] == pred.stats["cpp_calls"] > 0 and np.array_equal(again.mask, mask)
 
 
@@ -134,9 +135,9 @@ def blob_ct():
 
 def test_growth_guard_cuts_what_does_not_continue_the_overlap():
     ct, tube, blob = blob_ct()
-    leaky = Predictor(HazeModel(), cpp_heatmaps=True).set_volume(ct).click((130, 30, 30))
+    leaky = Predictor(HazeModel(), cpp_heatmaps=True, keep_connected=False).set_volume(ct).click((130, 30, 30))
     assert leaky[blob].mean() > 0.9  # without the guard the haze takes the unconnected blob in
-    pred = Predictor(HazeModel(), cpp_heatmaps=True, growth_guard=True).set_volume(ct)
+    pred = Predictor(HazeModel(), cpp_heatmaps=True, growth_guard=True, keep_connected=False).set_volume(ct)
     mask = pred.click((130, 30, 30))
     assert not mask[blob].any() and dice(mask, tube) > 0.97  # kept: only what connects through the overlap
     again = Predictor.replay(pred.session, ct, model=HazeModel())
