@@ -238,3 +238,27 @@ def test_ids_agree_with_the_anatomy_ontology():
     anatomy = pytest.importorskip("ctsam3d_nb.anatomy")
     for name, i in PHANTOM_LABELS.items():
         assert anatomy.by_name(name).id == i, name
+
+
+def test_a_meal_in_the_stomach_holds_gas_bubbles(monkeypatch):
+    """A stomach with food has swallowed gas inside the content (many pockets, not only the gas-fluid level);
+    without food it has only the level's gas."""
+    from ctsam3d_nb.phantom import bowel
+
+    seen, gut = {}, bowel._gut
+
+    def spy(cv, name, *args, **kw):
+        if name == "stomach":
+            seen["food"] = kw.get("food", 0.0)
+        return gut(cv, name, *args, **kw)
+
+    monkeypatch.setattr(bowel, "_gut", spy)
+    pockets = {}
+    for seed in range(6):
+        ct, labels, names = make_phantom(seed, shape=(200, 128, 128), spacing=(3.0, 3.0, 3.0))
+        stomach = labels == PHANTOM_LABELS["stomach"]
+        inner = ndi.binary_erosion(stomach, iterations=2)  # away from the wall
+        _, n = ndi.label(inner & (ct.array < -300))
+        pockets.setdefault(seen["food"] > 0, []).append(n)
+    assert pockets[True] and pockets[False]  # both kinds among the seeds
+    assert max(pockets[False]) <= 2 and min(pockets[True]) >= 5, pockets

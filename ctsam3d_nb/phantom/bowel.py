@@ -22,7 +22,9 @@ def _gut(cv: Canvas, name, ctrl, radii, *, wall_mm=3.0, content=T.GI_FLUID, gas_
 
     ``gas_depth`` mm of gas float at the front of the lumen: of each loop (per
     slice and column) or, with ``one_level``, above one gas-fluid level;
-    ``food`` (HU) mottles the content.
+    ``food`` (HU) mottles the content, and a meal holds bubbles of swallowed gas (4-16 % of it,
+    a few mm to 2 cm: on real CT the middle of a full stomach is often gas, so a click there
+    must still mean the stomach).
     """
     pts, rad = spline_path(np.asarray(ctrl, dtype=np.float64), radii, step=step)
     res = tube(cv.grid, pts, rad, pad=1.2)
@@ -49,6 +51,9 @@ def _gut(cv: Canvas, name, ctrl, radii, *, wall_mm=3.0, content=T.GI_FLUID, gas_
             gas |= v < vmin + gas_depth
         if gas_patchy > 0:
             gas |= smooth_noise(cv.noise_rng, inner.shape, cv.grid.step, 15.0) > 1.0 - gas_patchy
+        if food > 0:  # from a jumped copy of the noise stream: the phantom's other draws stay as they were
+            bubbles = np.random.Generator(cv.noise_rng.bit_generator.jumped())
+            gas |= smooth_noise(bubbles, inner.shape, cv.grid.step, 7.0) > bubbles.uniform(0.55, 1.0)
         cv.set_tissue(box, inner & gas, T.GAS)
     return box
 
@@ -103,5 +108,6 @@ def paint_bowel(cv: Canvas, lay: Layout):
         [60, 22, d - 22], [62, -18, d - 55], [45, -48, d - 88], [10, -62, d - 108], [-20, -52, l1 - 22],
     ]) + rng.uniform(-5, 5, (5, 3))
     radii = np.array([36, 36, 30, 22, 13]) * k
-    _gut(cv, "stomach", ctrl, radii, wall_mm=4.0, gas_depth=float(rng.uniform(5, 35)),
+    gas_depth = float(rng.uniform(5, 35)) * (0.35 if food else 1.0)  # a meal: less gas above, bubbles inside
+    _gut(cv, "stomach", ctrl, radii, wall_mm=4.0, gas_depth=gas_depth,
          only=_FREE + ["small_bowel", "colon", "duodenum"], one_level=True, food=food)
