@@ -1,0 +1,76 @@
+"""Paired comparison of two evaluations: the per-target change of Dice after k clicks.
+
+    python benchmarks/compare_evals.py docs/eval_session7/shipped_ph/clicks.csv /tmp/ev/new_ph/clicks.csv
+
+Both files are ``clicks.csv`` from ``evaluate_shipped.py`` (or ``python -m ctsam3d_nb.evaluate``). Targets
+are matched by dataset, case and structure; only targets present in both count. For each dataset and
+click it prints the mean Dice of A and of B, the mean paired change B - A with its standard error, and how
+many targets moved up or down by more than ``--margin``. This is how the model card decides whether new
+weights beat the shipped ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KEYS = ["dataset", "case", "structure"]
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0.01) -> pd.DataFrame:
+    """One row per dataset and click: n, dice_a, dice_b, change, se, better, worse."""
+    for name, df in (("A", a), ("B", b)):
+        missing = [c for c in KEYS + ["click", "dice"] if c not in df.columns]
+        if missing:
+            raise ValueError(f"evaluation {name} lacks the columns {missing}: pass the clicks.csv that "
+                             "evaluate_shipped.py or ctsam3d_nb.evaluate writes")
+    m = a[KEYS + ["click", "dice"]].merge(b[KEYS + ["click", "dice"]], on=KEYS + ["click"], suffixes=("_a", "_b"))
+    rows = []
+    for ds, g in m.groupby("dataset", sort=False):
+        for k in clicks:
+            s = g[g.click == k]
+            if s.empty:
+                continue
+            d = s.dice_b - s.dice_a
+            rows.append({"dataset": ds, "click": k, "n": len(s), "dice_a": s.dice_a.mean(), "dice_b": s.dice_b.mean(),
+                         "change": d.mean(), "se": d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan"),
+                         "better": int((d > margin).sum()), "worse": int((d < -margin).sum())})
+    return pd.DataFrame(rows, columns=["dataset", "click", "n", "dice_a", "dice_b", "change", "se", "better", "worse"])
+
+
+def markdown(t: pd.DataFrame) -> str:
+    """The table of :func:`paired` as a pipe table (change as +0.012, the rest with 3 decimals)."""
+    def cell(col, v):
+        if col == "change":
+            return f"{v:+.3f}"
+        return f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)
+
+    lines = ["| " + " | ".join(t.columns) + " |", "|" + "|".join(":---" if c == "dataset" else "---:" for c in t.columns) + "|"]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(t.columns, r)) + " |" for r in t.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("a", type=Path, help="clicks.csv of the reference (e.g. the shipped weights)")
+    ap.add_argument("b", type=Path, help="clicks.csv of the candidate")
+    ap.add_argument("--clicks", type=int, nargs="+", default=[1, 3, 5])
+    ap.add_argument("--margin", type=float, default=0.01, help="a target 'moved' when |change| > this")
+    args = ap.parse_args(argv)
+    for p in (args.a, args.b):
+        if not p.is_file():
+            ap.error(f"{p} not found: pass the clicks.csv files of two evaluations")
+    t = paired(pd.read_csv(args.a), pd.read_csv(args.b), args.clicks, args.margin)
+    if t.empty:
+        print("no target is in both evaluations (dataset, case and structure must match)", file=sys.stderr)
+        return 1
+    print(f"A = {args.a}\nB = {args.b}\n")
+    print(markdown(t))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

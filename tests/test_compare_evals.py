@@ -1,0 +1,56 @@
+"""benchmarks/compare_evals.py: the paired per-target comparison behind the model card's ship decisions."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "compare_evals", Path(__file__).resolve().parents[1] / "benchmarks" / "compare_evals.py")
+compare_evals = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_evals)
+
+
+def clicks(dice_by_target, dataset="phantom (held out)"):
+    """A clicks.csv frame: targets (case, structure) with their Dice after clicks 1..n."""
+    rows = [{"dataset": dataset, "case": case, "structure": s, "click": k + 1, "dice": d, "latency_s": 0.1}
+            for (case, s), ds in dice_by_target.items() for k, d in enumerate(ds)]
+    return pd.DataFrame(rows)
+
+
+def test_changes_are_paired_per_target_and_counted():
+    a = clicks({("1", "liver"): [0.4, 0.6, 0.7], ("1", "aorta"): [0.3, 0.3, 0.3], ("2", "liver"): [0.5, 0.8, 0.9],
+                ("2", "spleen"): [0.9, 0.9, 0.9]})
+    b = clicks({("1", "liver"): [0.5, 0.7, 0.8], ("1", "aorta"): [0.3, 0.305, 0.2], ("2", "liver"): [0.45, 0.8, 0.9],
+                ("3", "kidney"): [0.1, 0.2, 0.3]})  # spleen only in A, kidney only in B: not paired
+    t = compare_evals.paired(a, b, clicks=(1, 3))
+    assert list(t.click) == [1, 3] and list(t.n) == [3, 3]
+    one = t.iloc[0]
+    assert one.dice_a == pytest.approx(0.4) and one.dice_b == pytest.approx(1.25 / 3)
+    assert one.change == pytest.approx((0.1 + 0.0 - 0.05) / 3) and (one.better, one.worse) == (1, 1)
+    d = np.array([0.1, 0.0, -0.05])
+    assert one.se == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    three = t.iloc[1]
+    assert (three.better, three.worse) == (1, 1) and three.change == pytest.approx((0.1 - 0.1 + 0.0) / 3)
+    text = compare_evals.markdown(t)
+    assert "| phantom (held out) | 1 | 3 | 0.400 | 0.417 | +0.017 |" in text
+
+
+def test_cli_reads_two_files_and_refuses_what_it_cannot_pair(tmp_path, capsys):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    clicks({("1", "liver"): [0.4, 0.6]}).to_csv(a, index=False)
+    clicks({("1", "liver"): [0.5, 0.6]}).to_csv(b, index=False)
+    assert compare_evals.main([str(a), str(b), "--clicks", "1", "2"]) == 0
+    assert "+0.100" in capsys.readouterr().out
+    clicks({("9", "spleen"): [0.5]}).to_csv(b, index=False)
+    assert compare_evals.main([str(a), str(b)]) == 1
+    assert "no target is in both" in capsys.readouterr().err
+    pd.DataFrame({"dice": [0.5]}).to_csv(b, index=False)
+    with pytest.raises(ValueError, match="lacks the columns"):
+        compare_evals.main([str(a), str(b)])
+    with pytest.raises(SystemExit):
+        compare_evals.main([str(a), str(tmp_path / "missing.csv")])
+    assert "not found" in capsys.readouterr().err
