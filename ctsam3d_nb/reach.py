@@ -177,9 +177,8 @@ def keep_connected(pred, obj: ObjectState, reach: int = 2) -> int:
             sub = drop[np.ix_(*(i[k] for i, k in zip(idx, ok)))]
             if not sub.any():
                 continue
+            box = np.ix_(*(np.flatnonzero(k) for k in ok))
             new = p.copy()  # arrays are replaced, never changed in place (undo snapshots share them)
-            view = new[np.ix_(*(np.flatnonzero(k) for k in ok))]
-            view[sub] = 0
-            new[np.ix_(*(np.flatnonzero(k) for k in ok))] = view
+            new[box] = np.where(sub, 0, new[box])
             level.probs[origin] = new
     return int(np.count_nonzero(drop))

@@ -45,8 +45,8 @@ class SessionLog:
     VERSION = 1
     # settings that older logs left out take the defaults of their time: cross-patch growth (no zoom
     # levels before session 4), with CPP heatmaps (before session 3), keeping every part (before session 7)
-    LEGACY_SETTINGS = {"mode": "grow", "keep_connected": False, "cpp_heatmaps": True, "cpp_peak_threshold": None, "growth_guard": False,
-                       "growth_min_agreement": 0.5}
+    LEGACY_SETTINGS = {"mode": "grow", "keep_connected": False, "cpp_heatmaps": True, "cpp_peak_threshold": None,
+                       "growth_guard": False, "growth_min_agreement": 0.5}
     MAX_UNDO = 30  # snapshots kept for undo (bounded memory over long sessions)
     FILE = "ctsam3d_session.json"
 
