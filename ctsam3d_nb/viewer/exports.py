@@ -1,5 +1,6 @@
-"""What :class:`~ctsam3d_nb.viewer.SliceViewer` writes to disk, as plain functions: which object's
-mask, the picture of the three views, and which writer a file name picks.
+"""What :class:`~ctsam3d_nb.viewer.SliceViewer` writes to disk: plain functions (which object's mask,
+the picture of the three views, which writer a file name picks) and :class:`ViewerExports`, the viewer's
+``export``, ``export_mesh`` and ``save_figure`` methods built on them.
 
 Every writer refuses to replace an existing file unless ``overwrite=True`` and writes atomically
 (a failure leaves no half-written file).
@@ -14,11 +15,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .._atomic import atomic_write, export_target
+from ..io import save_mask
 from ..meshes import MESH_SUFFIXES
+from ..meshes import export_mesh as write_mesh
 from ..predictor_state import object_index, to_ct_mask
 from .geometry import VIEWS, view_layout
 
-__all__ = ["FIGURE_FORMATS", "compose_figure", "export_by_name", "export_kind", "label_mask", "object_mask",
+__all__ = ["FIGURE_FORMATS", "ViewerExports", "compose_figure", "export_by_name", "export_kind", "label_mask", "object_mask",
            "save_figure"]
 
 FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff")
@@ -175,3 +178,41 @@ def save_figure(viewer, path, overwrite: bool = False, dpi: float = 150) -> Path
     fig = compose_figure(viewer)
     atomic_write(target, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white"))
     return target
+
+
+class ViewerExports:
+    """The writing methods of :class:`~ctsam3d_nb.viewer.SliceViewer` (a mixin: it uses the viewer's ``ct``,
+    ``predictor``, ``_labels`` and ``legend_entries``)."""
+
+    def export(self, path, overwrite: bool = False, current_only: bool = False) -> Path:
+        """Write all objects as a label map (ontology ids) in the CT's geometry via ``io.save_mask``.
+
+        ``current_only`` writes the current object as a 0/1 mask. Refuses to replace a file
+        unless ``overwrite``. Returns the written path.
+        """
+        if self.predictor is None or not self.predictor.objects:
+            raise RuntimeError("nothing to export yet: segment something first")
+        data = self.predictor.mask if current_only else self.predictor.label_map
+        return save_mask(data, self.ct, path, overwrite=overwrite)
+
+    def export_mesh(self, path, overwrite: bool = False, which=None) -> Path:
+        """Write one object's surface as an STL, PLY (with the colour) or OBJ mesh in LPS mm (``meshes.export_mesh``).
+
+        ``which``: with a predictor, the object's index or name (default: the current object); in a plain
+        viewer, the label id or ontology name (default: the only label shown). Never replaces a file unless
+        ``overwrite``. Returns the written path.
+        """
+        if self.predictor is not None:
+            mask, name, rgb = object_mask(self.predictor, which)
+        else:
+            mask, name, rgb = label_mask(self._labels, self.legend_entries, which)
+        return write_mesh(mask, self.ct, path, overwrite=overwrite, name=name, color=rgb)
+
+    def save_figure(self, path, overwrite: bool = False, dpi: float = 150) -> Path:
+        """Save the three views as they are now (with the legend) as one picture, e.g. for slides.
+
+        The suffix of ``path`` picks the format (png, pdf, svg, jpg, tif); an existing file is replaced only
+        with ``overwrite``; ``dpi`` 100 reproduces the screen pixels. Returns the resolved path.
+        See :func:`save_figure` for the errors.
+        """
+        return save_figure(self, path, overwrite, dpi)

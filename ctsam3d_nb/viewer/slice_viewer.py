@@ -13,7 +13,8 @@ One class over plain functions (mpl-interactions' ``image_segmenter`` is the mod
 handler changes public state (the predictor, ``cursor``), then ``refresh_views`` puts the slices on the
 figures (``set_data``) and ``draw_idle`` shows them. The pixel ↔ voxel geometry is in
 :mod:`.geometry`, the figures in :mod:`.canvas`, the view sizes in :mod:`.layout`, the widgets and
-status texts in :mod:`.controls`, what is written to disk in :mod:`.exports`.
+status texts in :mod:`.controls`, the event handlers in :mod:`.events`, what is written to disk in
+:mod:`.exports`.
 
 The viewer is an ``ipywidgets.VBox``: display it, or put it in your own layout
 (``HBox([viewer, view3d])``).
@@ -30,15 +31,15 @@ import numpy as np
 import SimpleITK as sitk
 from IPython.display import display
 
-from ..io import load_ct, save_mask
-from ..meshes import export_mesh as _export_mesh
+from ..io import load_ct
 from ..session import ct_fingerprint
 from ..volume import CTVolume
-from . import exports
 from .canvas import ipympl_active, new_view, png_bytes, show_slice
 from .controls import (coordinate_boxes, coordinate_row, error_html, guarded, hint, legend_html, no_clicks_html,
                        predictor_controls, slice_sliders, status_html, window_controls, window_range, window_readout,
                        wrap_row, zoom_note)
+from .events import ViewerEvents
+from .exports import ViewerExports
 from .geometry import (VIEWS, Orientation, canonical_to_data, check_labels, click_points, data_to_voxel,
                        label_colors, labels_legend, predictor_labels, predictor_legend, view_layout, view_slice)
 from .layout import DEFAULT_WIDTH_PX, MAX_HEIGHT_PX, MIN_SIDE_PX, viewer_plan
@@ -59,7 +60,7 @@ def as_ct(ct) -> CTVolume:
                     f"{type(ct).__name__}")
 
 
-class SliceViewer(W.VBox):
+class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
     """Three orthogonal views of a CT with masks, crosshair, window presets and click prompts.
 
     An ``ipywidgets.VBox``: the last expression of a cell displays it, and it can sit in any
@@ -254,39 +255,6 @@ class SliceViewer(W.VBox):
             self.legend.value = legend_html(self.legend_entries)
             self.refresh_views()
 
-    def export(self, path, overwrite: bool = False, current_only: bool = False) -> Path:
-        """Write all objects as a label map (ontology ids) in the CT's geometry via ``io.save_mask``.
-
-        ``current_only`` writes the current object as a 0/1 mask. Refuses to replace a file
-        unless ``overwrite``. Returns the written path.
-        """
-        if self.predictor is None or not self.predictor.objects:
-            raise RuntimeError("nothing to export yet: segment something first")
-        data = self.predictor.mask if current_only else self.predictor.label_map
-        return save_mask(data, self.ct, path, overwrite=overwrite)
-
-    def export_mesh(self, path, overwrite: bool = False, which=None) -> Path:
-        """Write one object's surface as an STL, PLY (with the colour) or OBJ mesh in LPS mm (``meshes.export_mesh``).
-
-        ``which``: with a predictor, the object's index or name (default: the current object); in a plain
-        viewer, the label id or ontology name (default: the only label shown). Never replaces a file unless
-        ``overwrite``. Returns the written path.
-        """
-        if self.predictor is not None:
-            mask, name, rgb = exports.object_mask(self.predictor, which)
-        else:
-            mask, name, rgb = exports.label_mask(self._labels, self.legend_entries, which)
-        return _export_mesh(mask, self.ct, path, overwrite=overwrite, name=name, color=rgb)
-
-    def save_figure(self, path, overwrite: bool = False, dpi: float = 150) -> Path:
-        """Save the three views as they are now (with the legend) as one picture, e.g. for slides.
-
-        The suffix of ``path`` picks the format (png, pdf, svg, jpg, tif); an existing file is replaced only
-        with ``overwrite``; ``dpi`` 100 reproduces the screen pixels. Returns the resolved path.
-        See :func:`.exports.save_figure` for the errors.
-        """
-        return exports.save_figure(self, path, overwrite, dpi)
-
     def close(self):
         """Close the three canvases, the controls and the viewer widget (frees their front-end views)."""
         for art in getattr(self, "views", {}).values():  # also after a failed __init__ (Widget.__del__ closes)
@@ -388,66 +356,6 @@ class SliceViewer(W.VBox):
 
     def _error(self, e):
         self.status.value = error_html(e)
-
-    # ------------------------------------------------------------------ events
-    def _on_press(self, view, event):
-        """Mouse press on a view: left = the ± toggle's mode, right = exclude, middle = move."""
-        if event.inaxes is not self.axes[view] or event.xdata is None:
-            return
-        toolbar = getattr(getattr(event, "canvas", None), "toolbar", None)
-        if toolbar is not None and str(getattr(toolbar, "mode", "")):
-            return  # zoom / pan is active: that click is for the toolbar
-        try:
-            voxel = data_to_voxel(self.orient, view, self.cursor[view_layout(view)[0]], event.xdata, event.ydata)
-            button = int(getattr(event, "button", 1) or 1)
-            mode = self.mode.value if self.predictor is not None else "move"
-            if mode == "move" or button == 2:
-                self.goto(voxel)
-                self.status.value = f"crosshair at (z, y, x) = {voxel}, HU {self.ct.array[voxel]}"
-            else:
-                self.click(voxel, positive=(button != 3 and mode == "+"))
-        except Exception as e:  # shown in the status line: widget callbacks have no visible traceback
-            self._error(e)
-
-    def _on_scroll(self, view, event):
-        if event.inaxes is self.axes[view]:
-            slider = self.sliders[view]
-            slider.value = int(np.clip(slider.value + (1 if event.button == "up" else -1), 0, slider.max))
-
-    def _on_slider(self, view, change):
-        self.cursor[view_layout(view)[0]] = int(change["new"])
-        if not self._hold:
-            self.refresh_views()  # this view's slice, and the crosshair lines of the other two
-
-    def _on_window(self, change):
-        if change["new"] != "custom":
-            self.window_range.value = window_range(change["new"])
-
-    def _on_range(self, change):
-        lo, hi = change["new"]
-        for im in self.images.values():
-            im.set_clim(lo, max(hi, lo + 1))
-        self.window_readout.value = window_readout(lo, hi)
-        preset = self.window.value
-        # the browser's slider sends back values off by float rounding: compare to the step
-        if preset != "custom" and not np.allclose(change["new"], window_range(preset), atol=0.5):
-            self.window.value = "custom"
-        if "old" in change:  # not the initial call
-            for view in VIEWS:
-                self._draw(view)
-
-    def _on_opacity(self, change):
-        self.alpha = float(change["new"])
-        self._lut[1:, 3] = int(round(255 * self.alpha))
-        self.refresh_views()
-
-    def _on_select(self, change):
-        if not self._hold and change["new"] is not None and change["new"] != self.predictor.current:
-            guarded(self.select_object, self._error)(change["new"])
-
-    def _on_export(self, _):
-        path, what = exports.export_by_name(self, self.export_name.value, self.overwrite.value)
-        self.status.value = f"saved {what}: {html.escape(str(path))}"
 
     # ------------------------------------------------------------------ after a predictor change
     def _history(self, op):
