@@ -20,6 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -85,7 +86,7 @@ def _interleaved(steppers: dict, batches, steps: int, warmup: int = 1) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def _pipeline(steps: int, precision: str, workers: int, threads: int) -> float:
+def _pipeline(steps: int, precision: str, workers: int, threads: int, grad_rounds: str = "all") -> float:
     """Patches/s of ``train()`` over its last ``steps - 24`` steps (the first 24 warm up and fill the pool)."""
     real = [[str(REAL / "example_ct_sm.nii.gz"), str(REAL / "example_seg.nii.gz")]] if REAL.is_dir() else []
     with tempfile.TemporaryDirectory() as out:
@@ -93,7 +94,7 @@ def _pipeline(steps: int, precision: str, workers: int, threads: int) -> float:
         cfg = TrainConfig(**dict(PRESETS["cpu-long"], out_dir=out, steps=steps, warmup_steps=10, log_every=24,
                                  save_every=10**6, save_every_s=0.0, real_pairs=real,
                                  real_weight=DATA_RECIPE["real_weight"] if real else 0.0, threads=threads,
-                                 precision=precision, workers=workers, seed=77))
+                                 precision=precision, workers=workers, seed=77, grad_rounds=grad_rounds))
         train(cfg, progress=False)
         lines = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     rates = [m["patches_per_s"] for m in lines[1:]]
@@ -119,13 +120,17 @@ def main(argv=None) -> None:
     fp32 = build_model(args.model)
     torch.manual_seed(0)
     bf16 = build_model(args.model)
+    torch.manual_seed(0)
+    one = build_model(args.model)
     batches, data_s = _batches(cfg, args.steps + 1, fp32.config.cpp_sigma)
-    steppers = {"fp32": _Stepper(fp32, cfg, False), "bf16": _Stepper(bf16, cfg, True)}
+    steppers = {"fp32": _Stepper(fp32, cfg, False), "bf16": _Stepper(bf16, cfg, True),
+                "one": _Stepper(one, dataclasses.replace(cfg, grad_rounds="one"), True)}
     t = _interleaved(steppers, batches, args.steps)
     print(f"model step: {t}", file=sys.stderr, flush=True)
     b = cfg.batch_size
     rows = [(f"`{args.model}`, float32", t["fp32"], args.steps),
-            (f"`{args.model}`, bfloat16 autocast", t["bf16"], args.steps)]
+            (f"`{args.model}`, bfloat16 autocast", t["bf16"], args.steps),
+            (f"`{args.model}`, bfloat16, one gradient round (`grad_rounds=\"one\"`)", t["one"], args.steps)]
     if args.ref_steps:
         torch.manual_seed(0)
         ref = build_model(args.model)
@@ -143,10 +148,11 @@ def main(argv=None) -> None:
     if args.pipeline_steps:
         pipe = [("float32, data in the training process (the old default)", "fp32", 0),
                 ("bfloat16, data in the training process", "bf16", 0),
-                ("bfloat16, 1 data worker process", "bf16", 1)]
+                ("bfloat16, 1 data worker process", "bf16", 1),
+                ("bfloat16, 1 data worker process, one gradient round", "bf16", 1, "one")]
         rates = []
-        for name, precision, workers in pipe:
-            rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads))
+        for name, precision, workers, *grad in pipe:
+            rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads, *grad))
             print(f"pipeline {name}: {rates[-1]:.2f} patches/s", file=sys.stderr, flush=True)
         lines += ["", f"Pipeline: `train()` for {args.pipeline_steps} steps per row from the shipped `nano`, "
                   "the long run's preset `cpu-long` (400×256×256 phantoms, a new one every 24 steps, lesions, sub-parts and "
@@ -154,7 +160,7 @@ def main(argv=None) -> None:
                   "multi-scale patches); patches per second of wall time after the first 24 steps, data cutting "
                   "and phantom generation included.", "",
                   "| pipeline | patches/s | vs the old default |", "|---|---:|---:|"]
-        for (name, _, _), r in zip(pipe, rates):
+        for (name, *_), r in zip(pipe, rates):
             lines.append(f"| {name} | {r:.2f} | {r / rates[0]:.2f}× |")
     table = "\n".join(lines)
     info = machine_info()

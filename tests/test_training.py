@@ -444,3 +444,44 @@ def test_a_non_finite_step_is_skipped_not_applied(tmp_path, monkeypatch):
     assert [l["skipped_steps"] for l in lines] == [1, 1]
     assert lines[0]["precision"] in ("bf16", "fp32")
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_one_gradient_round_back_propagates_only_the_last_round():
+    """grad_rounds="one" (RITM): a step runs 1..click_rounds rounds, the earlier ones without gradient (they
+    only place the next click), and its loss is the last round's mask loss; "all" trains every round."""
+    from ctsam3d_nb.modeling import build_model
+    from ctsam3d_nb.training.loop import TrainStep, _collate
+
+    with pytest.raises(ValueError, match="grad_rounds"):
+        TrainConfig(grad_rounds="last")
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    torch.manual_seed(0)
+    model = build_model("nano")
+    calls = []  # (grad enabled, logits) per decoder pass
+    model.mask_decoder.register_forward_hook(lambda m, a, out: calls.append((torch.is_grad_enabled(), out)))
+    for mode in ("all", "one"):
+        cfg = TrainConfig(batch_size=2, click_rounds=3, grad_rounds=mode, p_seeded=0.0)
+        batch = _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)
+        seen = set()
+        for seed in range(12):
+            calls.clear()
+            loss, metrics = TrainStep(model, cfg)(batch, np.random.default_rng(seed))
+            rounds = metrics["rounds"]
+            seen.add(rounds)
+            assert len(calls) == rounds and all(f"dice_r{r + 1}" in metrics for r in range(rounds))
+            grads = [g for g, _ in calls]
+            if mode == "all":
+                assert rounds == 3 and all(grads)
+                continue
+            assert grads == [False] * (rounds - 1) + [True]
+            last = mask_loss(calls[-1][1], batch["target"], cfg.dice_weight, cfg.focal_weight, cfg.focal_alpha,
+                             cfg.focal_gamma)
+            assert float(loss.detach()) == pytest.approx(float(last.detach()), rel=1e-5)
+            model.zero_grad()
+            loss.backward()
+            assert all(p.grad is not None for p in model.mask_decoder.parameters() if p.requires_grad)
+            assert any(float(p.grad.abs().sum()) > 0 for p in model.image_encoder.parameters() if p.grad is not None)
+            if len(seen) == 3:
+                break
+        assert seen == ({3} if mode == "all" else {1, 2, 3})

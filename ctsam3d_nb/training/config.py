@@ -17,6 +17,10 @@ class TrainConfig:
     steps: int = 2000  # optimisation steps in total
     batch_size: int = 2  # patches per step per process
     click_rounds: int = 3  # simulated click rounds per step (release: 5); loss averaged over rounds
+    grad_rounds: str = "all"  # "all": every round's loss is back-propagated (the release); "one": a step runs
+    #   1..click_rounds rounds (uniform), the earlier ones without gradient (they only place the next click from
+    #   the model's own errors), and back-propagates the last one only (RITM's iterative training, Sofiiuk et al.
+    #   2022): about half the step's cost, so more patches per hour, each round still trained 1/click_rounds of the time
     lr: float = 1e-3  # peak AdamW learning rate
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_steps: int = 100  # linear warm-up from 0 to lr
@@ -142,6 +146,7 @@ class TrainConfig:
              "must be a displacement in mm, > 0 and <= 20")
         need(self.dice_weight + self.focal_weight > 0, "dice_weight", "dice_weight + focal_weight must be > 0")
         need(self.precision in ("auto", "bf16", "fp32"), "precision", 'must be "auto", "bf16" or "fp32"')
+        need(self.grad_rounds in ("all", "one"), "grad_rounds", 'must be "all" or "one"')
         need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
              'must be "auto", "cpu", "cuda" or "cuda:N"')
         need(len(self.phantom_shape) == 3 and all(int(v) >= 64 for v in self.phantom_shape), "phantom_shape",
@@ -252,8 +257,10 @@ PRESETS = {
                      warmup_steps=50, lr=5e-4, refresh_every=192, pool_size=4, click_rounds=3, threads=2,
                      ema_decay=0.995),
     # The long CPU run of docs/model_card.md: fine-tune the shipped nano in the background on a 2-core CPU,
-    # bf16 where the CPU has it, one data worker generating phantoms beside the step, resumable.
+    # bf16 where the CPU has it, one data worker generating phantoms beside the step, one gradient round per
+    # step (RITM; 1.8x cheaper steps, docs/benchmarks.md), resumable. The GPU preset keeps every round: there
+    # the data workers, not the step, bound the rate.
     "cpu-long": dict(DATA_RECIPE, device="cpu", model="nano", init="nano", batch_size=2, workers=1, steps=20_000,
                      save_every=100, save_every_s=600.0, log_every=20, warmup_steps=50, lr=3e-4, threads=2,
-                     ema_decay=0.999),
+                     ema_decay=0.999, grad_rounds="one"),
 }

@@ -47,25 +47,31 @@ class TrainStep(torch.nn.Module):
         gt = tgt[:, 0].bool().cpu().numpy()
         points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng)
         prev = batch["prior"]
+        rounds, first_grad = cfg.click_rounds, 0  # rounds run; the first one whose loss is back-propagated
+        if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
+            rounds = int(rng.integers(1, cfg.click_rounds + 1))
+            first_grad = rounds - 1
         loss, dices = 0.0, []
-        for r in range(cfg.click_rounds):
+        for r in range(rounds):
             prompt = build_prompt_maps(prev, [np.asarray(p, float).reshape(-1, 3) for p in points],
                                        [np.asarray(l, np.int64) for l in labels], size=img.shape[-3:],
                                        sigma=model.config.sigma, radius=model.config.click_radius, device=img.device)
-            logits = model.decode(feats, prompt)
-            loss = loss + mask_loss(logits, tgt, cfg.dice_weight, cfg.focal_weight,
-                                    cfg.focal_alpha, cfg.focal_gamma) / cfg.click_rounds
+            with torch.set_grad_enabled(torch.is_grad_enabled() and r >= first_grad):
+                logits = model.decode(feats, prompt)
+            if r >= first_grad:
+                loss = loss + mask_loss(logits, tgt, cfg.dice_weight, cfg.focal_weight,
+                                        cfg.focal_alpha, cfg.focal_gamma) / (rounds - first_grad)
             prob = torch.sigmoid(logits.detach().float())
             pred = (prob[:, 0] > 0.5).cpu().numpy()
             dices.append(float(dice_score(torch.from_numpy(pred), torch.from_numpy(gt)).mean()))
-            if r + 1 < cfg.click_rounds:
+            if r + 1 < rounds:
                 for i in range(b):
                     nxt = next_click(pred[i], gt[i], rng=rng)
                     if nxt is not None:
                         points[i].append(nxt[0])
                         labels[i].append(1 if nxt[1] else 0)
             prev = prob
-        metrics = {"loss_mask": loss.item(), **{f"dice_r{r + 1}": d for r, d in enumerate(dices)}}
+        metrics = {"loss_mask": loss.item(), "rounds": rounds, **{f"dice_r{r + 1}": d for r, d in enumerate(dices)}}
         if batch["image_v"] is not None:
             heat = model.cpp(batch["image_u_cpp"], prob[batch["v_index"]], batch["image_v"])
             cpp_loss = heatmap_loss(heat, batch["heat_v"], cfg.cpp_pos_weight)
@@ -329,7 +335,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             t_last, n_last = now, 0
             with open(metrics_file, "a") as f:
                 f.write(json.dumps(metrics) + "\n")
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", dice=f"{metrics[f'dice_r{cfg.click_rounds}']:.2f}")
+            last_dice = metrics[f"dice_r{metrics['rounds']}"]
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", dice=f"{last_dice:.2f}")
             for cb in callbacks:
                 cb(done, metrics)
         out_of_time = bool(limit_s) and trained_s + time.perf_counter() - t0 >= limit_s
