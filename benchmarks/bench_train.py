@@ -6,13 +6,15 @@ pipeline with and without a data worker, and the release's decoder for reference
    ``ctsam3d_nb.training`` (encoder once, ``click_rounds`` decoder passes with simulated clicks
    from the model's own errors, Dice + focal loss, the CPP heatmap loss, backward, gradient
    clipping, AdamW step) of ``nano`` in float32 and under bfloat16 autocast
-   (``TrainConfig.precision``); and, with ``--ref-steps``, the release's decoder
+   (``TrainConfig.precision``), and under bfloat16 with one gradient round per step
+   (``grad_rounds="one"``: 1..click_rounds rounds, only the last back-propagated); and, with ``--ref-steps``, the release's decoder
    (``OriginalSpadeDecoder``) in place of ours, float32.
 2. Pipeline (``--pipeline-steps N``): ``train()`` itself for N steps from the shipped weights on
-   the data of the long runs (the ``cpu-long`` preset: 400x256x256 phantoms, a new one every 24 steps, the real
-   training CT, multi-scale patches): patches per second of wall time, data cutting and phantom
-   generation included, for (fp32, no worker) = the old default, (bf16, no worker) and
-   (bf16, 1 data worker).
+   the data of the long runs (the ``cpu-long`` preset: 400x256x256 phantoms, the real training CT,
+   multi-scale patches, lesions, sub-parts, unions): patches per second of wall time, data cutting and
+   phantom generation included, for (fp32, no worker) = the old default, (bf16, no worker),
+   (bf16, 1 data worker) = the preset of sessions 5-7, then its two session-8 changes one by one
+   (one gradient round per step, a new phantom every 96 samples instead of 48).
 
 Usage:
     python benchmarks/bench_train.py --steps 8 --ref-steps 0 --pipeline-steps 72 --out docs/benchmarks.md
@@ -86,7 +88,7 @@ def _interleaved(steppers: dict, batches, steps: int, warmup: int = 1) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def _pipeline(steps: int, precision: str, workers: int, threads: int, grad_rounds: str = "all") -> float:
+def _pipeline(steps: int, precision: str, workers: int, threads: int, **recipe) -> float:
     """Patches/s of ``train()`` over its last ``steps - 24`` steps (the first 24 warm up and fill the pool)."""
     real = [[str(REAL / "example_ct_sm.nii.gz"), str(REAL / "example_seg.nii.gz")]] if REAL.is_dir() else []
     with tempfile.TemporaryDirectory() as out:
@@ -94,7 +96,7 @@ def _pipeline(steps: int, precision: str, workers: int, threads: int, grad_round
         cfg = TrainConfig(**dict(PRESETS["cpu-long"], out_dir=out, steps=steps, warmup_steps=10, log_every=24,
                                  save_every=10**6, save_every_s=0.0, real_pairs=real,
                                  real_weight=DATA_RECIPE["real_weight"] if real else 0.0, threads=threads,
-                                 precision=precision, workers=workers, seed=77, grad_rounds=grad_rounds))
+                                 precision=precision, workers=workers, seed=77, **recipe))
         train(cfg, progress=False)
         lines = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     rates = [m["patches_per_s"] for m in lines[1:]]
@@ -146,16 +148,18 @@ def main(argv=None) -> None:
         lines.append(f"| {name} | {s:.2f} | {b / s:.2f} | {b / (s + data_s):.2f} | {n} |")
     lines += ["", f"bfloat16 / float32 speed-up of the step: **{t['fp32'] / t['bf16']:.2f}×**"]
     if args.pipeline_steps:
-        pipe = [("float32, data in the training process (the old default)", "fp32", 0),
-                ("bfloat16, data in the training process", "bf16", 0),
-                ("bfloat16, 1 data worker process", "bf16", 1),
-                ("bfloat16, 1 data worker process, one gradient round", "bf16", 1, "one")]
+        old = dict(grad_rounds="all", refresh_every=48)  # the preset before session 8
+        pipe = [("float32, data in the training process (the old default)", "fp32", 0, old),
+                ("bfloat16, data in the training process", "bf16", 0, old),
+                ("bfloat16, 1 data worker process (session 5-7 `cpu-long`)", "bf16", 1, old),
+                ("+ one gradient round per step (`grad_rounds=\"one\"`)", "bf16", 1, dict(old, grad_rounds="one")),
+                ("+ a new phantom every 96 samples, not 48 (`cpu-long` now)", "bf16", 1, {})]
         rates = []
-        for name, precision, workers, *grad in pipe:
-            rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads, *grad))
+        for name, precision, workers, recipe in pipe:
+            rates.append(_pipeline(args.pipeline_steps, precision, workers, args.threads, **recipe))
             print(f"pipeline {name}: {rates[-1]:.2f} patches/s", file=sys.stderr, flush=True)
         lines += ["", f"Pipeline: `train()` for {args.pipeline_steps} steps per row from the shipped `nano`, "
-                  "the long run's preset `cpu-long` (400×256×256 phantoms, a new one every 24 steps, lesions, sub-parts and "
+                  "the long run's preset `cpu-long` (400×256×256 phantoms, lesions, sub-parts and "
                   "unions, the real training CT with elastic and contrast augmentation, "
                   "multi-scale patches); patches per second of wall time after the first 24 steps, data cutting "
                   "and phantom generation included.", "",
