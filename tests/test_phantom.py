@@ -262,3 +262,31 @@ def test_a_meal_in_the_stomach_holds_gas_bubbles(monkeypatch):
         pockets.setdefault(seen["food"] > 0, []).append(n)
     assert pockets[True] and pockets[False]  # both kinds among the seeds
     assert max(pockets[False]) <= 2 and min(pockets[True]) >= 5, pockets
+
+
+def test_kidneys_and_pancreas_lie_in_fat(default_phantom, monkeypatch):
+    """A shell of fat separates the kidneys (perirenal) and the pancreas from bowel, stomach, spleen, liver and
+    muscle (organs._CAPSULES), as in real CT; built without it (same seed) they touch those neighbours directly.
+    The layout draws after it are unchanged: the other organs keep their place."""
+    from ctsam3d_nb.phantom import organs
+
+    ct, labels, _ = default_phantom
+    monkeypatch.setattr(organs, "_fat_capsules", lambda cv, rng: None)
+    ct0, labels0, _ = make_phantom(0)
+    fat = PHANTOM_LABELS["torso_fat"]
+    for organs_, _, carve in organs._CAPSULES:
+        ids = [PHANTOM_LABELS[n] for n in carve]
+        for name in organs_:
+            out = {}
+            for key, lab, hu in (("with", labels, ct.array), ("without", labels0, ct0.array)):
+                m = lab == PHANTOM_LABELS[name]
+                shell = ndi.binary_dilation(m, iterations=2) & ~m  # 3 mm around the organ
+                out[key] = (np.isin(lab[shell], ids).mean(), (lab[shell] == fat).mean(), hu[shell].mean())
+            n, n0 = (labels == PHANTOM_LABELS[name]).sum(), (labels0 == PHANTOM_LABELS[name]).sum()
+            assert abs(n - n0) <= 0.005 * n0  # the organ itself is kept (a stray voxel may change hands)
+            (carved, fat_with, hu_with), (carved0, fat_without, hu_without) = out["with"], out["without"]
+            assert carved < 0.06 and carved0 > 0.3, (name, out)  # the neighbours no longer touch it
+            assert fat_with > fat_without + 0.3 and hu_with < hu_without - 15, (name, out)  # fat HU around it
+    # later draws unchanged: the vertebrae (painted after the organs) are where they were
+    for v in ("vertebrae_L1", "vertebrae_T12"):
+        assert np.array_equal(labels == PHANTOM_LABELS[v], labels0 == PHANTOM_LABELS[v])

@@ -144,7 +144,8 @@ def _lesion_hu(name, host_hu, rng, min_contrast):
         v = host_hu + rng.uniform(300, 700)
     c = float(_visible(v) - host_hu)
     if abs(c) < min_contrast:  # push away from the host, inside the window; give up if there is no room
-        v = host_hu + np.sign(c or 1.0) * min_contrast
+        # a (water) cyst goes darker: pushed brighter, one in a dark non-contrast kidney came out hyperdense
+        v = host_hu + (-1.0 if name.endswith("cyst") else np.sign(c or 1.0)) * min_contrast
         if abs(float(_visible(v)) - host_hu) < min_contrast - 1e-3:
             return None
     return float(v)

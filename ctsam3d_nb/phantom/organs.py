@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .canvas import Canvas
 from .frame import crop, merge
 from .intensities import T
 from .layout import Layout
-from .shapes import ellipsoid, rotation, spline_path, tube
+from .shapes import ellipsoid, rotation, smooth_noise, spline_path, tube
 
 __all__ = ["paint_solid_organs"]
 
 _SOFT = ["torso_fat", "small_bowel", "colon", "duodenum", "stomach", "skeletal_muscle", "body"]
+# Fat capsules: (organs, thickness range in body mm, the neighbours the fat is carved out of). Real kidneys lie in
+# perirenal fat (Gerota's fascia) and the pancreas in peripancreatic fat; the duodenum keeps hugging the pancreatic
+# head. Vessels and bones are painted later and cross the fat.
+_CAPSULES = (
+    (("kidney_right", "kidney_left"), (3.0, 10.0),
+     _SOFT[1:] + ["spleen", "liver", "iliopsoas_left", "iliopsoas_right", "autochthon_left", "autochthon_right"]),
+    (("pancreas",), (1.5, 5.0), ["small_bowel", "colon", "stomach", "skeletal_muscle", "body", "spleen"]),
+)
 
 
 def _below_dome(cv: Canvas, lay: Layout, box, margin: float) -> np.ndarray:
@@ -129,8 +138,37 @@ def _bladder(cv: Canvas, lay: Layout):
     cv.set_tissue(box, (f > 0.92) & (f < 1), T.SOFT, within=["urinary_bladder"])
 
 
+def _label_box(cv: Canvas, lab_id: int, pad_mm: float):
+    """Array box around label ``lab_id`` grown by ``pad_mm`` body mm on every side (None if absent)."""
+    m = cv.label == lab_id
+    sl = []
+    for axis, step in enumerate(cv.grid.step):
+        idx = np.flatnonzero(m.any(axis=tuple(a for a in range(3) if a != axis)))
+        if idx.size == 0:
+            return None
+        pad = int(np.ceil(pad_mm / step)) + 1
+        sl.append(slice(max(0, idx[0] - pad), min(m.shape[axis], idx[-1] + 1 + pad)))
+    return tuple(sl)
+
+
+def _fat_capsules(cv: Canvas, rng: np.random.Generator):
+    """Carve a shell of visceral fat around the kidneys and the pancreas out of their soft neighbours (`_CAPSULES`):
+    its thickness is drawn per organ and varies by +-35 % around it (20 mm correlation). Without it both organs
+    touched bowel, stomach, spleen, liver and muscle directly, an edge real CT rarely shows (docs/synthetic_data.md)."""
+    for names, (lo, hi), carve in _CAPSULES:
+        for name in names:
+            rim = float(rng.uniform(lo, hi))
+            box = _label_box(cv, cv.label_id(name), 1.4 * rim)
+            if box is None:
+                continue
+            organ = cv.label[box] == cv.label_id(name)
+            dist = ndi.distance_transform_edt(~organ, sampling=cv.grid.step)
+            vary = 1.0 + 0.5 * smooth_noise(rng, organ.shape, cv.grid.step, 20.0)  # std ~0.35
+            cv.paint(box, (dist > 0) & (dist <= rim * vary), "torso_fat", T.VISCERAL_FAT, only=carve)
+
+
 def paint_solid_organs(cv: Canvas, lay: Layout, cavity: np.ndarray) -> dict:
-    """Paint pancreas, kidneys, spleen, liver, gallbladder and bladder.
+    """Paint pancreas, kidneys, spleen, liver, gallbladder and bladder, then the kidneys' and the pancreas's fat.
 
     Returns landmarks (mm): "liver_right" (right-lobe centre) and "kidney_hilum"
     ({-1: right, 1: left}).
@@ -141,4 +179,6 @@ def paint_solid_organs(cv: Canvas, lay: Layout, cavity: np.ndarray) -> dict:
     liver = _liver(cv, lay, cavity)
     _gallbladder(cv, lay, liver)
     _bladder(cv, lay)
+    # from a jumped copy of the layout stream: every later draw of the phantom stays as it was (session 8)
+    _fat_capsules(cv, np.random.Generator(lay.rng.bit_generator.jumped()))
     return {"liver_right": liver["right"], "kidney_hilum": hila}
