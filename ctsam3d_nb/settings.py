@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import math
 from dataclasses import dataclass
+
+from ._fields import field_comments
 
 __all__ = ["ClickSettings", "MODES", "add_arguments", "from_arguments"]
 
@@ -99,21 +100,10 @@ def _whole(v) -> bool:
     return _number(v) and float(v) == int(v)
 
 
-def _field_comments() -> dict:
-    """Each field's comment in the class body above (the CLI help)."""
-    out = {}
-    for line in inspect.getsource(ClickSettings).splitlines():
-        line = line.strip()
-        if ":" in line and "#" in line and not line.startswith("#"):
-            name = line.split(":")[0].strip()
-            out[name] = line.split("#", 1)[1].strip()
-    return out
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`ClickSettings` field (``--mode``, ``--growth-budget``, ``--cpp-heatmaps`` ...);
     unset flags keep the defaults. Read them back with :func:`from_arguments`."""
-    helps = _field_comments()
+    helps = field_comments(ClickSettings)
     g = parser.add_argument_group("click settings (ctsam3d_nb.ClickSettings)")
     for f in dataclasses.fields(ClickSettings):
         flag = "--" + f.name.replace("_", "-")

@@ -19,27 +19,31 @@ import dataclasses
 import json
 import sys
 
+from ._fields import field_comments
 from .training import TrainConfig, train
 from .training.config import PRESETS
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description="Train CT-SAM3D with simulated clicks.",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description="Train CT-SAM3D with simulated clicks. Every TrainConfig field is a "
+                                 "flag; unset flags keep the preset's, the config's or the field's default.")
     ap.add_argument("--config", help="a config.json to start from (flags override it)")
     ap.add_argument("--preset", choices=sorted(PRESETS),
                     help="a named starting point (flags override it), e.g. gpu-9min: one large GPU, 9 minutes")
+    helps = field_comments(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        what = helps.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         if isinstance(default, bool):
-            ap.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            ap.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{what} (default {default})")
         elif isinstance(default, (tuple, list, dict)):
             ap.add_argument(flag, dest=f.name, type=json.loads, default=None,
-                            help=f"JSON, default {json.dumps(default)}")
+                            help=f"{what} (JSON, default {json.dumps(default)})")
         else:
             typ = type(default) if default is not None else str
-            ap.add_argument(flag, dest=f.name, type=typ, default=None, help=f"default {default!r}")
+            ap.add_argument(flag, dest=f.name, type=typ, default=None, help=f"{what} (default {default!r})")
     return ap
 
 

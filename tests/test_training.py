@@ -262,6 +262,20 @@ def test_train_cli_parses_dataset_options():
     assert args.dataset == "word" and args.dataset_options == {"split": "train"}
 
 
+def test_train_cli_help_explains_every_field():
+    """`python -m ctsam3d_nb.train --help` shows each TrainConfig field's comment, continuation lines included."""
+    from ctsam3d_nb._fields import field_comments
+    from ctsam3d_nb.train import _parser
+
+    comments = field_comments(TrainConfig)
+    assert set(comments) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert comments["grad_rounds"].endswith("each round still trained 1/click_rounds of the time")  # 4 lines
+    text = " ".join(_parser().format_help().split())
+    assert "(default: None)" not in text
+    assert "the earlier ones without gradient (they only place the next click" in text
+    assert "--p-elastic" in text and "one real anatomy becomes many" in text
+
+
 def test_exported_wall_time_leaves_out_pauses_between_sessions():
     from ctsam3d_nb.training.export import active_wall_time
 

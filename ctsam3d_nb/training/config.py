@@ -27,7 +27,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 5.0  # max gradient norm (release: 5), of the mask model and of the CPP net apart
     dice_weight: float = 0.8  # loss = dice_weight * soft Dice + focal_weight * focal
-    focal_weight: float = 0.2
+    focal_weight: float = 0.2  # weight of the focal loss (see dice_weight)
     focal_alpha: float = 0.8  # focal loss alpha (release: 0.8)
     focal_gamma: float = 2.0  # focal loss gamma (release: 2)
     cpp_weight: float = 10.0  # weight of the CPP heatmap MSE (heatmaps are mostly zero, so MSE is small)
