@@ -274,7 +274,7 @@ def test_kidneys_and_pancreas_lie_in_fat(default_phantom, monkeypatch):
     monkeypatch.setattr(organs, "_fat_capsules", lambda cv, rng: None)
     ct0, labels0, _ = make_phantom(0)
     fat = PHANTOM_LABELS["torso_fat"]
-    for organs_, _, carve in organs._CAPSULES:
+    for organs_, _, carve, _ in organs._CAPSULES:
         ids = [PHANTOM_LABELS[n] for n in carve]
         for name in organs_:
             out = {}

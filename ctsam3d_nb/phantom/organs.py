@@ -13,13 +13,14 @@ from .shapes import ellipsoid, rotation, smooth_noise, spline_path, tube
 __all__ = ["paint_solid_organs"]
 
 _SOFT = ["torso_fat", "small_bowel", "colon", "duodenum", "stomach", "skeletal_muscle", "body"]
-# Fat capsules: (organs, thickness range in body mm, the neighbours the fat is carved out of). Real kidneys lie in
-# perirenal fat (Gerota's fascia) and the pancreas in peripancreatic fat; the duodenum keeps hugging the pancreatic
-# head. Vessels and bones are painted later and cross the fat.
+# Fat capsules: (organs, thickness range in body mm, neighbours the fat is carved out of, solid organs it only
+# thins to a quarter of that). Real kidneys lie in perirenal fat (Gerota's fascia) and the pancreas in
+# peripancreatic fat; spleen and liver keep their shape (a thin fat plane only), the duodenum keeps hugging the
+# pancreatic head, and vessels and bones are painted later and cross the fat.
 _CAPSULES = (
     (("kidney_right", "kidney_left"), (3.0, 10.0),
-     _SOFT[1:] + ["spleen", "liver", "iliopsoas_left", "iliopsoas_right", "autochthon_left", "autochthon_right"]),
-    (("pancreas",), (1.5, 5.0), ["small_bowel", "colon", "stomach", "skeletal_muscle", "body", "spleen"]),
+     _SOFT[1:] + ["iliopsoas_left", "iliopsoas_right", "autochthon_left", "autochthon_right"], ["spleen", "liver"]),
+    (("pancreas",), (1.5, 5.0), ["small_bowel", "colon", "stomach", "skeletal_muscle", "body"], ["spleen"]),
 )
 
 
@@ -152,10 +153,11 @@ def _label_box(cv: Canvas, lab_id: int, pad_mm: float):
 
 
 def _fat_capsules(cv: Canvas, rng: np.random.Generator):
-    """Carve a shell of visceral fat around the kidneys and the pancreas out of their soft neighbours (`_CAPSULES`):
-    its thickness is drawn per organ and varies by +-35 % around it (20 mm correlation). Without it both organs
-    touched bowel, stomach, spleen, liver and muscle directly, an edge real CT rarely shows (docs/synthetic_data.md)."""
-    for names, (lo, hi), carve in _CAPSULES:
+    """Carve a shell of visceral fat around the kidneys and the pancreas out of their neighbours (`_CAPSULES`):
+    its thickness is drawn per organ and varies by +-35 % around it (20 mm correlation); against spleen and liver
+    it is a quarter as thick. Without it both organs touched bowel, stomach, spleen, liver and muscle directly,
+    an edge real CT rarely shows (docs/synthetic_data.md)."""
+    for names, (lo, hi), carve, thin in _CAPSULES:
         for name in names:
             rim = float(rng.uniform(lo, hi))
             box = _label_box(cv, cv.label_id(name), 1.4 * rim)
@@ -163,8 +165,9 @@ def _fat_capsules(cv: Canvas, rng: np.random.Generator):
                 continue
             organ = cv.label[box] == cv.label_id(name)
             dist = ndi.distance_transform_edt(~organ, sampling=cv.grid.step)
-            vary = 1.0 + 0.5 * smooth_noise(rng, organ.shape, cv.grid.step, 20.0)  # std ~0.35
-            cv.paint(box, (dist > 0) & (dist <= rim * vary), "torso_fat", T.VISCERAL_FAT, only=carve)
+            reach = rim * (1.0 + 0.5 * smooth_noise(rng, organ.shape, cv.grid.step, 20.0))  # noise std ~0.7
+            cv.paint(box, (dist > 0) & (dist <= reach), "torso_fat", T.VISCERAL_FAT, only=carve)
+            cv.paint(box, (dist > 0) & (dist <= 0.25 * reach), "torso_fat", T.VISCERAL_FAT, only=thin)
 
 
 def paint_solid_organs(cv: Canvas, lay: Layout, cavity: np.ndarray) -> dict:
