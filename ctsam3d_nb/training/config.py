@@ -258,8 +258,8 @@ PRESETS = {
                      ema_decay=0.995),
     # The long CPU run of docs/model_card.md: fine-tune the shipped nano in the background on a 2-core CPU,
     # bf16 where the CPU has it, one data worker generating phantoms beside the step, resumable. One gradient
-    # round per step (RITM: the step 0.62 -> 0.29 s) and a new phantom every 96 samples (generating one costs
-    # ~4 s of CPU): 2.2 -> 3.9 patches/s, docs/benchmarks.md (session 8). The GPU preset keeps every round:
+    # round per step (RITM: the bf16 step 0.65 -> 0.31 s) and a new phantom every 96 samples (generating one costs
+    # ~4 s of CPU): 2.2 -> 3.6 patches/s, docs/benchmarks.md (session 8). The GPU preset keeps every round:
     # there the data workers, not the step, bound the rate.
     "cpu-long": dict(DATA_RECIPE, device="cpu", model="nano", init="nano", batch_size=2, workers=1, steps=20_000,
                      save_every=100, save_every_s=600.0, log_every=20, warmup_steps=50, lr=3e-4, threads=2,
