@@ -27,7 +27,9 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0
         if missing:
             raise ValueError(f"evaluation {name} lacks the columns {missing}: pass the clicks.csv that "
                              "evaluate_shipped.py or ctsam3d_nb.evaluate writes")
-    m = a[KEYS + ["click", "dice"]].merge(b[KEYS + ["click", "dice"]], on=KEYS + ["click"], suffixes=("_a", "_b"))
+    # keys as text: a file of phantom seeds alone reads its case column as numbers, one with the real case as text
+    a, b = (df[KEYS + ["click", "dice"]].astype({k: str for k in KEYS}) for df in (a, b))
+    m = a.merge(b, on=KEYS + ["click"], suffixes=("_a", "_b"))
     rows = []
     for ds, g in m.groupby("dataset", sort=False):
         for k in clicks:

@@ -54,3 +54,14 @@ def test_cli_reads_two_files_and_refuses_what_it_cannot_pair(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare_evals.main([str(a), str(tmp_path / "missing.csv")])
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_phantom_only_file_pairs_with_one_that_holds_the_real_case(tmp_path, capsys):
+    """Phantom seeds alone read back as numbers, with the real case ('dicom_series') as text: still paired."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    clicks({("900000", "liver"): [0.4]}).to_csv(a, index=False)
+    pd.concat([clicks({("900000", "liver"): [0.5]}),
+               clicks({("dicom_series", "liver"): [0.7]}, dataset="real DICOM (held out)")]).to_csv(b, index=False)
+    assert pd.read_csv(a)["case"].dtype != pd.read_csv(b)["case"].dtype
+    assert compare_evals.main([str(a), str(b), "--clicks", "1"]) == 0
+    assert "| phantom (held out) | 1 | 1 | 0.400 | 0.500 | +0.100 |" in capsys.readouterr().out
