@@ -1,0 +1,112 @@
+"""The training step itself: bfloat16 against float32, a non-finite step skipped, one gradient round (RITM)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ctsam3d_nb.training import TrainConfig, train
+from ctsam3d_nb.training.data import PatchSampler, phantom_source
+from ctsam3d_nb.training.losses import mask_loss
+from test_training import SMALL, _cfg
+
+
+def test_bf16_precision_gives_the_fp32_loss_and_gradients():
+    """bfloat16 autocast (TrainConfig.precision) computes the same step as float32, to bf16 round-off.
+
+    Fresh models, fp32 and bf16 steps alternating: the order in which oneDNN's bf16 depthwise weight
+    gradient once gave inf (see modeling/common.conv3d).
+    """
+    from ctsam3d_nb.modeling import build_model
+    from ctsam3d_nb.training.loop import TrainStep, _collate, cpu_has_native_bf16, use_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu) and not use_bf16("fp32", cuda)
+    assert use_bf16("auto", cuda) and use_bf16("auto", cpu) == cpu_has_native_bf16()
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+
+    cfg = TrainConfig(batch_size=2, click_rounds=2, cpp_pos_weight=500.0)
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=1.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    results = []
+    for bf16 in (False, True, False, True):
+        torch.manual_seed(0)
+        model = build_model("nano")
+        batch = _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, metrics = TrainStep(model, cfg)(batch, np.random.default_rng(5))
+        loss.backward()
+        grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        assert torch.isfinite(grad).all(), f"bf16={bf16}: non-finite gradient"
+        results.append((float(loss.detach()), metrics, grad))
+    (l32, m32, g32), (l16, m16, g16) = results[:2]
+    assert abs(l16 - l32) < 0.03 * l32, (l32, l16)
+    assert m16["dice_r1"] == pytest.approx(m32["dice_r1"], abs=0.05)
+    for _, _, g in results[1::2]:
+        cos = float(torch.nn.functional.cosine_similarity(g32, g, dim=0))
+        assert cos > 0.95, cos  # the update points the same way
+        assert g.norm() < 2 * g32.norm()
+
+
+@pytest.mark.slow
+def test_a_non_finite_step_is_skipped_not_applied(tmp_path, monkeypatch):
+    """A step whose loss/gradient is inf or NaN (possible under bf16) leaves the weights as they were."""
+    import ctsam3d_nb.training.loop as loop
+
+    real_loss, calls = loop.mask_loss, []
+
+    def poisoned(*a, **k):  # the first step's loss is infinite
+        calls.append(1)
+        loss = real_loss(*a, **k)
+        return loss * float("inf") if len(calls) <= 2 else loss  # click_rounds=2: 2 calls per step
+
+    monkeypatch.setattr(loop, "mask_loss", poisoned)
+    model = train(_cfg(tmp_path, steps=2), progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["skipped_steps"] for l in lines] == [1, 1]
+    assert lines[0]["precision"] in ("bf16", "fp32")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_one_gradient_round_back_propagates_only_the_last_round():
+    """grad_rounds="one" (RITM): a step runs 1..click_rounds rounds, the earlier ones without gradient (they
+    only place the next click), and its loss is the last round's mask loss; "all" trains every round."""
+    from ctsam3d_nb.modeling import build_model
+    from ctsam3d_nb.training.loop import TrainStep, _collate
+
+    with pytest.raises(ValueError, match="grad_rounds"):
+        TrainConfig(grad_rounds="last")
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    torch.manual_seed(0)
+    model = build_model("nano")
+    calls = []  # (grad enabled, logits) per decoder pass
+    model.mask_decoder.register_forward_hook(lambda m, a, out: calls.append((torch.is_grad_enabled(), out)))
+    for mode in ("all", "one"):
+        cfg = TrainConfig(batch_size=2, click_rounds=3, grad_rounds=mode, p_seeded=0.0)
+        batch = _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)
+        seen = set()
+        for seed in range(12):
+            calls.clear()
+            loss, metrics = TrainStep(model, cfg)(batch, np.random.default_rng(seed))
+            rounds = metrics["rounds"]
+            seen.add(rounds)
+            assert len(calls) == rounds and all(f"dice_r{r + 1}" in metrics for r in range(rounds))
+            grads = [g for g, _ in calls]
+            if mode == "all":
+                assert rounds == 3 and all(grads)
+                continue
+            assert grads == [False] * (rounds - 1) + [True]
+            last = mask_loss(calls[-1][1], batch["target"], cfg.dice_weight, cfg.focal_weight, cfg.focal_alpha,
+                             cfg.focal_gamma)
+            assert float(loss.detach()) == pytest.approx(float(last.detach()), rel=1e-5)
+            model.zero_grad()
+            loss.backward()
+            assert all(p.grad is not None for p in model.mask_decoder.parameters() if p.requires_grad)
+            assert any(float(p.grad.abs().sum()) > 0 for p in model.image_encoder.parameters() if p.grad is not None)
+            if len(seen) == 3:
+                break
+        assert seen == ({3} if mode == "all" else {1, 2, 3})
