@@ -7,8 +7,8 @@ pipeline with and without a data worker, and the release's decoder for reference
    from the model's own errors, Dice + focal loss, the CPP heatmap loss, backward, gradient
    clipping, AdamW step) of ``nano`` in float32 and under bfloat16 autocast
    (``TrainConfig.precision``), and under bfloat16 with one gradient round per step
-   (``grad_rounds="one"``: 1..click_rounds rounds, only the last back-propagated); and, with ``--ref-steps``, the release's decoder
-   (``OriginalSpadeDecoder``) in place of ours, float32.
+   (``grad_rounds="one"``: 1..click_rounds rounds, only the last back-propagated); and, with
+   ``--ref-steps``, the release's decoder (``OriginalSpadeDecoder``) in place of ours, float32.
 2. Pipeline (``--pipeline-steps N``): ``train()`` itself for N steps from the shipped weights on
    the data of the long runs (the ``cpu-long`` preset: 400x256x256 phantoms, the real training CT,
    multi-scale patches, lesions, sub-parts, unions): patches per second of wall time, data cutting and

@@ -19,12 +19,14 @@ __all__ = ["WRITE_SUFFIXES", "bounding_box", "mask_to_image", "save_mask"]
 WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
-def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
-    """Slices of the bounding box of a non-empty ``mask``, grown by ``pad`` voxels and clipped to the array."""
+def bounding_box(mask: np.ndarray, pad=0) -> tuple[slice, ...]:
+    """Slices of the bounding box of a non-empty ``mask``, grown by ``pad`` voxels (one number, or one per axis)
+    and clipped to the array."""
     hits = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))) for axis in range(mask.ndim)]
     if hits[0].size == 0:
         raise ValueError("the mask is empty: it has no bounding box")
-    return tuple(slice(max(int(h[0]) - pad, 0), min(int(h[-1]) + 1 + pad, n)) for h, n in zip(hits, mask.shape))
+    pads = [int(p) for p in pad] if np.ndim(pad) else [int(pad)] * mask.ndim
+    return tuple(slice(max(int(h[0]) - p, 0), min(int(h[-1]) + 1 + p, n)) for h, p, n in zip(hits, pads, mask.shape))
 
 
 def _write_suffix(path: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..masks import bounding_box
 from .canvas import Canvas
 from .frame import crop, merge
 from .intensities import T
@@ -139,19 +140,6 @@ def _bladder(cv: Canvas, lay: Layout):
     cv.set_tissue(box, (f > 0.92) & (f < 1), T.SOFT, within=["urinary_bladder"])
 
 
-def _label_box(cv: Canvas, lab_id: int, pad_mm: float):
-    """Array box around label ``lab_id`` grown by ``pad_mm`` body mm on every side (None if absent)."""
-    m = cv.label == lab_id
-    sl = []
-    for axis, step in enumerate(cv.grid.step):
-        idx = np.flatnonzero(m.any(axis=tuple(a for a in range(3) if a != axis)))
-        if idx.size == 0:
-            return None
-        pad = int(np.ceil(pad_mm / step)) + 1
-        sl.append(slice(max(0, idx[0] - pad), min(m.shape[axis], idx[-1] + 1 + pad)))
-    return tuple(sl)
-
-
 def _fat_capsules(cv: Canvas, rng: np.random.Generator):
     """Carve a shell of visceral fat around the kidneys and the pancreas out of their neighbours (`_CAPSULES`):
     its thickness is drawn per organ and varies by +-35 % around it (20 mm correlation); against spleen and liver
@@ -160,10 +148,12 @@ def _fat_capsules(cv: Canvas, rng: np.random.Generator):
     for names, (lo, hi), carve, thin in _CAPSULES:
         for name in names:
             rim = float(rng.uniform(lo, hi))
-            box = _label_box(cv, cv.label_id(name), 1.4 * rim)
-            if box is None:
+            organ = cv.label == cv.label_id(name)
+            try:
+                box = bounding_box(organ, [int(np.ceil(1.4 * rim / step)) + 1 for step in cv.grid.step])
+            except ValueError:  # the organ is not in this field of view
                 continue
-            organ = cv.label[box] == cv.label_id(name)
+            organ = organ[box]
             dist = ndi.distance_transform_edt(~organ, sampling=cv.grid.step)
             reach = rim * (1.0 + 0.5 * smooth_noise(rng, organ.shape, cv.grid.step, 20.0))  # noise std ~0.7
             cv.paint(box, (dist > 0) & (dist <= reach), "torso_fat", T.VISCERAL_FAT, only=carve)

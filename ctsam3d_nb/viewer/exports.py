@@ -21,8 +21,8 @@ from ..meshes import export_mesh as write_mesh
 from ..predictor_state import object_index, to_ct_mask
 from .geometry import VIEWS, view_layout
 
-__all__ = ["FIGURE_FORMATS", "ViewerExports", "compose_figure", "export_by_name", "export_kind", "label_mask", "object_mask",
-           "save_figure"]
+__all__ = ["FIGURE_FORMATS", "ViewerExports", "compose_figure", "export_by_name", "export_kind", "label_mask",
+           "object_mask", "save_figure"]
 
 FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff")
 _GAP_PX, _LEGEND_ROW_PX, _LEGEND_COLUMN_PX = 10, 19, 170  # figure pixels at 100 dpi

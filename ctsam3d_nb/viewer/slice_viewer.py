@@ -36,8 +36,8 @@ from ..session import ct_fingerprint
 from ..volume import CTVolume
 from .canvas import ipympl_active, new_view, png_bytes, show_slice
 from .controls import (coordinate_boxes, coordinate_row, error_html, guarded, hint, legend_html, no_clicks_html,
-                       predictor_controls, slice_sliders, status_html, window_controls, window_range, window_readout,
-                       wrap_row, zoom_note)
+                       predictor_controls, slice_sliders, status_html, window_controls, window_range, wrap_row,
+                       zoom_note)
 from .events import ViewerEvents
 from .exports import ViewerExports
 from .geometry import (VIEWS, Orientation, canonical_to_data, check_labels, click_points, data_to_voxel,
