@@ -1,7 +1,9 @@
-"""The training step itself: bfloat16 against float32, a non-finite step skipped, one gradient round (RITM)."""
+"""The training step itself: bfloat16 against float32, a non-finite step skipped, one gradient round (RITM);
+its data workers' priority."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -110,3 +112,20 @@ def test_one_gradient_round_back_propagates_only_the_last_round():
             if len(seen) == 3:
                 break
         assert seen == ({3} if mode == "all" else {1, 2, 3})
+
+
+class _Niceness(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        yield os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities on this platform")
+def test_data_workers_yield_the_cores_to_the_step():
+    """A training data worker runs at a lower priority than the process that steps the model."""
+    from ctsam3d_nb.training.loop import _yield_cores
+
+    if os.nice(0) >= 19:
+        pytest.skip("this process already runs at the lowest priority")
+    loader = torch.utils.data.DataLoader(_Niceness(), batch_size=None, num_workers=1, worker_init_fn=_yield_cores)
+    (worker,) = list(loader)
+    assert worker > os.nice(0)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from ctsam3d_nb import CTVolume
 from ctsam3d_nb.grid import ModelGrid, downsample
@@ -200,6 +201,9 @@ def test_downsample_matches_the_coarser_grid():
     coarse = grid.coarser(4)
     assert small.shape == coarse.shape and coarse.spacing == 6.0 and coarse.origin_mm == grid.origin_mm
     assert abs(float(small[7, 6, 6]) - float(img[28, 24, 24])) < 0.05  # centred on voxel 4 i, smoothed
+    for f in (2, 3, 4):  # filtered axis by axis on ever fewer voxels: scipy's 3D Gaussian, then every f-th voxel
+        full = ndimage.gaussian_filter(img, sigma=0.42 * f, mode="nearest", truncate=3.0)[::f, ::f, ::f]
+        np.testing.assert_allclose(downsample(img, f), full, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         downsample(img, 0)
 

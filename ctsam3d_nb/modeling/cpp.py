@@ -132,8 +132,11 @@ def cpp_target_heatmap(gt_mask_v, sigma: float = 2.0, radius: int | None = None)
         raise ValueError(f"gt_mask_v must be (D, H, W), got shape {m.shape}")
     out = torch.zeros(m.shape, dtype=torch.float32)
     if m.any():
-        dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1, 1:-1]
-        center = np.unravel_index(int(np.argmax(dist)), m.shape)
+        # the transform of the target's bounding box grown by one background voxel (or the patch border) is
+        # the whole patch's there: that shell lies between every inner voxel and any background beyond it
+        box = ndimage.find_objects(m.astype(np.uint8))[0]
+        dist = ndimage.distance_transform_edt(np.pad(m[box], 1))[1:-1, 1:-1, 1:-1]
+        center = tuple(int(i) + s.start for i, s in zip(np.unravel_index(int(np.argmax(dist)), dist.shape), box))
         r = int(np.ceil(4 * sigma)) if radius is None else int(radius)
         draw_gaussian_(out, center, sigma, r)
     return out.numpy()
