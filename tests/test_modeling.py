@@ -310,6 +310,25 @@ def test_cpp_target_heatmap_peaks_at_deepest_point():
     assert not cpp_target_heatmap(np.zeros((P, P, P), bool)).any()
 
 
+def test_cpp_target_heatmap_peak_is_the_whole_patch_deepest_point():
+    """Irregular blobs, some cut by a face: the peak is the first maximum of the whole patch's distance
+    transform (the helper measures it on the target's box only)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        noise = ndimage.gaussian_filter(rng.random((P, P, P)), rng.uniform(1.5, 5))
+        mask = noise > np.quantile(noise, rng.uniform(0.7, 0.995))
+        if i % 3 == 0:
+            mask[:, :, int(rng.integers(8, P)):] = False
+        if not mask.any():
+            continue
+        dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1, 1:-1]
+        expected = np.unravel_index(int(np.argmax(dist)), mask.shape)
+        heat = cpp_target_heatmap(mask)
+        assert np.unravel_index(int(np.argmax(heat)), heat.shape) == expected
+
+
 def test_heatmap_to_clicks_recovers_planted_peaks():
     planted = [(10, 12, 50), (40, 40, 8), (55, 20, 30)]
     heat = click_gaussians(planted, [1, 1, 1])[0] * 0.9
