@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 
+from ..clicks import deepest_point
 from .common import Conv3d, UpConv3d
 from .prompt import draw_gaussian_
 
@@ -132,11 +132,7 @@ def cpp_target_heatmap(gt_mask_v, sigma: float = 2.0, radius: int | None = None)
         raise ValueError(f"gt_mask_v must be (D, H, W), got shape {m.shape}")
     out = torch.zeros(m.shape, dtype=torch.float32)
     if m.any():
-        # the transform of the target's bounding box grown by one background voxel (or the patch border) is
-        # the whole patch's there: that shell lies between every inner voxel and any background beyond it
-        box = ndimage.find_objects(m.astype(np.uint8))[0]
-        dist = ndimage.distance_transform_edt(np.pad(m[box], 1))[1:-1, 1:-1, 1:-1]
-        center = tuple(int(i) + s.start for i, s in zip(np.unravel_index(int(np.argmax(dist)), dist.shape), box))
+        center = deepest_point(m)  # what the simulated first click takes (measured on the target's box only)
         r = int(np.ceil(4 * sigma)) if radius is None else int(radius)
         draw_gaussian_(out, center, sigma, r)
     return out.numpy()
