@@ -54,6 +54,28 @@ def test_bf16_precision_gives_the_fp32_loss_and_gradients():
 
 
 @pytest.mark.slow
+def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, monkeypatch):
+    """precision="auto" picks bf16 on an x86 CPU only when its flags name AVX512-BF16 or AMX: oneDNN reports
+    bf16 support on every AVX512 CPU, where bf16 is emulated and the step is slower (docs/benchmarks.md)."""
+    import platform
+
+    from ctsam3d_nb.training import loop
+
+    head = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512dq"
+    cases = {"avx512 only": (head, False), "avx512_bf16": (head + " avx512_bf16 avx512_vnni", True),
+             "amx": (head + " amx_tile amx_bf16 amx_int8", True), "no flags line": ("processor\t: 0", False)}
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    for name, (text, native) in cases.items():
+        info = tmp_path / name.replace(" ", "_")
+        info.write_text(text + "\n\n" + text.replace("processor\t: 0", "processor\t: 1") + "\n")
+        assert loop.cpu_has_native_bf16(str(info)) is native, name
+    assert loop.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # unreadable: float32, never slower
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert not loop.use_bf16("auto", torch.device("cpu")) and loop.use_bf16("bf16", torch.device("cpu"))
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert loop.use_bf16("auto", torch.device("cpu"))
+
+
 def test_a_non_finite_step_is_skipped_not_applied(tmp_path, monkeypatch):
     """A step whose loss/gradient is inf or NaN (possible under bf16) leaves the weights as they were."""
     import ctsam3d_nb.training.loop as loop
