@@ -1,0 +1,29 @@
+"""benchmarks/evaluate_shipped.py: which structures of the held-out real series are evaluated."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from ctsam3d_nb import load_ct, load_labels
+from ctsam3d_nb.anatomy import by_id
+
+_spec = importlib.util.spec_from_file_location(
+    "evaluate_shipped", Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate_shipped.py")
+evaluate_shipped = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(evaluate_shipped)
+
+
+def test_every_labelled_structure_of_the_real_series_is_evaluated_once(real_ct_dir):
+    labels = load_labels(real_ct_dir / "example_seg_dicom.nii.gz", like=load_ct(real_ct_dir / "dicom_series"))
+    groups = evaluate_shipped.real_structures(labels)
+    head, rest = groups["real DICOM (held out)"], groups[evaluate_shipped.REAL_ALL]
+    assert set(head) == {"liver", "spleen", "stomach", "aorta", "inferior_vena_cava", "vertebrae_T12",
+                         "vertebrae_T11", "pancreas"}
+    ids, counts = np.unique(labels, return_counts=True)
+    big = {by_id(int(i)).name for i, n in zip(ids, counts) if i and n >= 200}
+    small = {by_id(int(i)).name for i, n in zip(ids, counts) if i and n < 200}
+    assert not set(head) & set(rest) and set(head) | set(rest) == big
+    assert {"rib_left_7", "humerus_left", "costal_cartilages", "spinal_cord"} <= set(rest)
+    assert "rib_left_12" in small and len(big) == 30  # a 0.2-mL sliver of rib 12 is too small to click on
