@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..volume import CTVolume
+from . import arms as arm_module
 from . import bowel, chest, muscles, organs, pelvis, ribcage, spine, trunk, vessels
 from .canvas import Canvas
 from .frame import BodyGrid
@@ -19,7 +20,7 @@ _ID_TO_NAME = {i: n for n, i in PHANTOM_LABELS.items()}
 _MULTI_PIECE = ("body", "subcutaneous_fat", "skeletal_muscle", "torso_fat", "costal_cartilages", "small_bowel", "colon")
 
 
-def _check_args(seed, shape, spacing, phase, scale):
+def _check_args(seed, shape, spacing, phase, scale, arms):
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     shape = tuple(int(n) for n in shape)
@@ -32,6 +33,9 @@ def _check_args(seed, shape, spacing, phase, scale):
         raise ValueError(f"phase must be one of {PHASES} or None (random), got {phase!r}")
     if scale is not None and not (0.2 <= float(scale) <= 2.0):
         raise ValueError(f"scale must be between 0.2 and 2.0 (1.0 = adult size) or None, got {scale!r}")
+    if arms not in (None, True, False):
+        raise ValueError(f"arms must be True (arms down beside the trunk), False or None (when the field of view "
+                         f"is at least {arm_module.ARMS_FOV_MM:g} mm wide), got {arms!r}")
     return int(seed), shape, spacing
 
 
@@ -42,6 +46,7 @@ def make_phantom(
     *,
     phase: str | None = None,
     scale: float | None = None,
+    arms: bool | None = None,
 ) -> tuple[CTVolume, np.ndarray, dict[int, str]]:
     """A synthetic whole-body CT (neck to upper thighs) with its label map.
 
@@ -58,6 +63,11 @@ def make_phantom(
         spacing: voxel size in mm per array axis ``(z, y, x)``.
         phase: "non_contrast", "arterial" or "portal_venous"; None draws one from the seed.
         scale: physical mm per body mm; None fits the body to the field of view (at most 1).
+        arms: True paints the arms hanging beside the trunk (humeri, forearm bones, arm muscle and fat;
+            `phantom.arms`), as in whole-body scans; False leaves them out (raised out of the field, as in
+            most abdominal scans); None paints them when the left-right field of view is at least
+            480 mm (``shape[2] * spacing[2]``), so a wide grid such as ``(400, 256, 352)`` at 1.5 mm shows
+            them and the default 384-mm one does not. The rest of the phantom is the same either way.
 
     Returns:
         ``(ct, labels, names)``: the CT (int16 HU, identity direction = LPS, origin
@@ -70,7 +80,7 @@ def make_phantom(
         >>> ct.shape == labels.shape, names[5]
         (True, 'liver')
     """
-    seed, shape, spacing = _check_args(seed, shape, spacing, phase, scale)
+    seed, shape, spacing = _check_args(seed, shape, spacing, phase, scale, arms)
     rng = np.random.default_rng(seed)
     lay = Layout.draw(rng, phase)
     scanner = np.random.default_rng([seed, 1])
@@ -89,6 +99,9 @@ def make_phantom(
     # the label map holds exactly one structure per voxel. Body wall and lungs
     # first, then muscles, gut, solid organs, heart, tubes, and bones last.
     cavity = trunk.paint_body(cv, lay)
+    if arms or (arms is None and shape[2] * spacing[2] >= arm_module.ARMS_FOV_MM):
+        arms = True  # their own stream: every other draw of this seed stays as it was
+        arm_module.paint_arms(cv, lay, np.random.default_rng([seed, 3]))
     trunk.paint_table(cv, lay)
     trunk.paint_lungs(cv, lay, cavity)
     heads, r_head = pelvis.femur_heads(lay)
@@ -116,7 +129,8 @@ def make_phantom(
     ny, nx = shape[1:]
     yy = (np.arange(ny) - (ny - 1) / 2.0)[:, None] * spacing[1]
     xx = (np.arange(nx) - (nx - 1) / 2.0)[None, :] * spacing[2]
-    radius = 0.5 * min(ny * spacing[1], nx * spacing[2])
+    # (with the arms in view, a field as wide as the grid: the scan was planned to hold them)
+    radius = 0.5 * (max if arms else min)(ny * spacing[1], nx * spacing[2])
     hu[:, yy**2 + xx**2 > radius**2] = -1024
     origin = tuple(-(n - 1) / 2.0 * s for n, s in zip(shape[::-1], spacing[::-1]))
     ct = CTVolume.from_array(hu, spacing=spacing, origin=origin)

@@ -43,6 +43,8 @@ PHANTOM_LABELS: dict[str, int] = {
     "iliac_artery_right": 66,
     "iliac_vena_left": 67,
     "iliac_vena_right": 68,
+    "humerus_left": 69,
+    "humerus_right": 70,
     "clavicula_left": 73,
     "clavicula_right": 74,
     "femur_left": 75,

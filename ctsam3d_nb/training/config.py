@@ -36,6 +36,8 @@ class TrainConfig:
     #   of the total weight, so missing it costs ~5x a faint 0.1 haze over the whole patch)
     phantom_weight: float = 1.0  # sampling weight of on-the-fly phantoms
     phantom_shape: tuple = (320, 224, 224)  # phantom grid (z, y, x) at 1.5 mm
+    p_arms: float = 0.0  # share of phantoms that are whole-body scans with the arms down beside the trunk
+    #   (humeri, forearms: a 528-mm-wide grid, phantom/arms.py); the others have the arms out of the field
     real_pairs: list = field(default_factory=list)  # [(ct_path, label_path)] real cases (TS v2 labels)
     real_weight: float = 0.0  # sampling weight of the real cases
     folder: str | None = None  # a folder of image/label pairs (images/ + labels/)
@@ -137,7 +139,7 @@ class TrainConfig:
             need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded", "p_lesion", "p_subpart",
-                     "p_union", "p_elastic", "p_contrast", "p_slab"):
+                     "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",
@@ -239,10 +241,11 @@ def check_out_dir(cfg: TrainConfig) -> None:
 
 
 #: The training data of the long runs (session 5 on): phantoms with the real training CT, multi-scale patches,
-#: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT, scan slabs.
+#: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT, scan slabs,
+#: and (from session 10) a quarter of the phantoms with the arms down in a wide field.
 DATA_RECIPE = dict(phantom_shape=(400, 256, 256), cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0,
                    p_multiscale=0.4, p_refine_prior=0.2, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
-                   p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True, p_slab=0.15,
+                   p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True, p_slab=0.15, p_arms=0.25,
                    real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
                                 "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.2)
 

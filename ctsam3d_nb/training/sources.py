@@ -18,12 +18,21 @@ from ..grid import ModelGrid, normalize_hu
 from ..io import load_ct, load_labels
 from ..phantom import make_phantom
 
+ARMS_GRID_X = 352  # left-right voxels (1.5 mm) of a training phantom with its arms down: a 528-mm field
 
-def phantom_source(seed: int, shape=(320, 224, 224)):
+
+def phantom_source(seed: int, shape=(320, 224, 224), p_arms: float = 0.0):
     """Volume ``v`` = the phantom of seed ``seed + v``, generated at 1.5 mm (identity direction,
-    so its grid is the model grid)."""
+    so its grid is the model grid).
+
+    ``p_arms``: the share of volumes (drawn per seed) that are whole-body scans with the arms down beside the
+    trunk (`make_phantom(arms=True)`): their grid is widened to `ARMS_GRID_X` voxels left-right (528 mm, about
+    the field of view such scans use). The others have no arms, whatever their width."""
     def get(v: int):
-        ct, labels, _ = make_phantom(seed + int(v), shape=tuple(shape), spacing=(1.5, 1.5, 1.5))
+        s = seed + int(v)
+        arms = p_arms > 0 and float(np.random.default_rng([s, 4]).random()) < p_arms
+        grid = (shape[0], shape[1], max(int(shape[2]), ARMS_GRID_X)) if arms else tuple(shape)
+        ct, labels, _ = make_phantom(s, shape=grid, spacing=(1.5, 1.5, 1.5), arms=arms)
         return normalize_hu(ct.array), labels
 
     return get
