@@ -24,6 +24,9 @@ def test_bf16_precision_gives_the_fp32_loss_and_gradients():
     from ctsam3d_nb.modeling import build_model
     from ctsam3d_nb.training.loop import TrainStep, _collate, cpu_has_native_bf16, use_bf16
 
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU emulates bfloat16 (no AVX512-BF16/AMX): its bf16 weight gradients are wrong, and "
+                    "train() refuses bf16 here (test_bf16_on_a_cpu_that_emulates_it_is_refused)")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu) and not use_bf16("fp32", cuda)
     assert use_bf16("auto", cuda) and use_bf16("auto", cpu) == cpu_has_native_bf16()
@@ -53,7 +56,6 @@ def test_bf16_precision_gives_the_fp32_loss_and_gradients():
         assert g.norm() < 2 * g32.norm()
 
 
-@pytest.mark.slow
 def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, monkeypatch):
     """precision="auto" picks bf16 on an x86 CPU only when its flags name AVX512-BF16 or AMX: oneDNN reports
     bf16 support on every AVX512 CPU, where bf16 is emulated and the step is slower (docs/benchmarks.md)."""
@@ -76,6 +78,18 @@ def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, mon
     assert loop.use_bf16("auto", torch.device("cpu"))
 
 
+def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, monkeypatch):
+    """precision="bf16" on a CPU without bf16 hardware: one clear error before anything is written."""
+    from ctsam3d_nb.training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    out = tmp_path / "run"  # where _cfg puts the run
+    with pytest.raises(ValueError, match="precision = 'bf16' on a CPU without bfloat16 hardware.*fp32"):
+        train(_cfg(tmp_path, precision="bf16", device="cpu", steps=1))
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.slow
 def test_a_non_finite_step_is_skipped_not_applied(tmp_path, monkeypatch):
     """A step whose loss/gradient is inf or NaN (possible under bf16) leaves the weights as they were."""
     import ctsam3d_nb.training.loop as loop
