@@ -84,3 +84,16 @@ def test_training_phantoms_with_arms_are_drawn_per_seed_on_a_wide_grid():
     assert get(v)[1].shape[2] == ARMS_GRID_X  # drawn per seed: the same volume again has its arms
     with pytest.raises(ValueError, match="p_arms"):
         TrainConfig(p_arms=1.5)
+
+
+def test_cli_writes_a_phantom_with_or_without_arms(tmp_path, capsys):
+    import json
+
+    from ctsam3d_nb.phantom.cli import main
+
+    base = ["--seed", "4", "--shape", "50", "32", "44", "--spacing", "12", "12", "12"]  # 528 mm wide
+    assert main(base + ["--out-dir", str(tmp_path / "a")]) == 0
+    assert main(base + ["--no-arms", "--out-dir", str(tmp_path / "b")]) == 0
+    with_arms = json.loads((tmp_path / "a" / "phantom_labels.json").read_text()).values()
+    without = json.loads((tmp_path / "b" / "phantom_labels.json").read_text()).values()
+    assert {"humerus_left", "humerus_right"} <= set(with_arms) and "humerus_left" not in without

@@ -3,7 +3,9 @@
     python -m ctsam3d_nb.phantom --seed 0 --shape 400 256 256 --spacing 1.5 1.5 1.5 --out-dir DIR
 
 writes ``DIR/phantom_ct.nii.gz`` (int16 HU), ``DIR/phantom_labels.nii.gz`` (uint8,
-same geometry) and ``DIR/phantom_labels.json`` (``{id: name}`` of the labels present).
+same geometry) and ``DIR/phantom_labels.json`` (``{id: name}`` of the labels present). A grid at least
+480 mm wide shows the arms down beside the trunk (``--shape 400 256 352``); ``--no-arms`` leaves them out,
+``--arms`` draws them in a narrower field too.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ __all__ = ["OUTPUT_NAMES", "main", "write_phantom"]
 OUTPUT_NAMES = ("phantom_ct.nii.gz", "phantom_labels.nii.gz", "phantom_labels.json")
 
 
-def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = None,
+def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = None, arms: bool | None = None,
                   overwrite: bool = False) -> dict[str, Path]:
     """Build a phantom and write its CT, label map and label names into ``out_dir``.
 
@@ -40,7 +42,7 @@ def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = Non
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, "
                               "or choose another --out-dir")
-    ct, labels, names = make_phantom(seed, shape, spacing, phase=phase)
+    ct, labels, names = make_phantom(seed, shape, spacing, phase=phase, arms=arms)
     out.mkdir(parents=True, exist_ok=True)
     label_image = sitk.GetImageFromArray(labels)
     label_image.CopyInformation(ct.image)
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spacing", type=float, nargs=3, default=(1.5, 1.5, 1.5), metavar=("SZ", "SY", "SX"),
                    help="voxel size in mm per axis (z, y, x); default 1.5 1.5 1.5")
     p.add_argument("--phase", choices=PHASES, default=None, help="contrast phase (default: drawn from the seed)")
+    p.add_argument("--arms", action=argparse.BooleanOptionalAction, default=None,
+                   help="arms down beside the trunk (default: when the grid is at least 480 mm wide)")
     p.add_argument("--out-dir", required=True, help="output folder (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return p
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     try:
-        paths = write_phantom(args.out_dir, args.seed, args.shape, args.spacing, phase=args.phase,
+        paths = write_phantom(args.out_dir, args.seed, args.shape, args.spacing, phase=args.phase, arms=args.arms,
                               overwrite=args.overwrite)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
