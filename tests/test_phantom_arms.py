@@ -1,4 +1,4 @@
-"""Arms beside the trunk in wide-field phantoms (`ctsam3d_nb.phantom.arms`)."""
+"""Shoulder blades in every phantom (`phantom.shoulder`), arms beside the trunk in wide-field ones (`phantom.arms`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +48,10 @@ def test_arms_change_nothing_of_the_trunk(pair):
     (_, with_arms, _), (_, without, names) = pair
     changed = with_arms != without
     assert changed.sum() > 1000
-    assert set(np.unique(without[changed]).tolist()) <= ARM_TISSUE  # only air, skin fat and muscle gave way
+    # only air, skin fat and muscle gave way, and the scapula's rim where the humeral head meets the glenoid
+    assert set(np.unique(without[changed]).tolist()) <= ARM_TISSUE | {L["scapula_left"], L["scapula_right"]}
+    for name in ("scapula_left", "scapula_right"):
+        assert np.sum(changed & (without == L[name])) < 0.1 * np.sum(without == L[name]), name
     assert set(np.unique(with_arms[changed]).tolist()) <= ARM_TISSUE | {L["humerus_left"], L["humerus_right"],
                                                                          L["body"]}
     for name in ("liver", "lung_left", "rib_left_3", "clavicula_right", "vertebrae_T2", "femur_left"):
@@ -97,3 +100,24 @@ def test_cli_writes_a_phantom_with_or_without_arms(tmp_path, capsys):
     with_arms = json.loads((tmp_path / "a" / "phantom_labels.json").read_text()).values()
     without = json.loads((tmp_path / "b" / "phantom_labels.json").read_text()).values()
     assert {"humerus_left", "humerus_right"} <= set(with_arms) and "humerus_left" not in without
+
+
+def test_every_phantom_has_two_shoulder_blades_on_the_back_of_the_rib_cage():
+    ct, labels, names = make_phantom(900100, shape=(200, 128, 128), spacing=(3.0, 3.0, 3.0))  # a held-out seed
+    lungs = np.isin(labels, [L["lung_left"], L["lung_right"]])
+    spine_x = np.argwhere(labels == L["vertebrae_T5"])[:, 2].mean()
+    t1_top = np.flatnonzero((labels == L["vertebrae_T1"]).any(axis=(1, 2))).max()
+    t9_low = np.flatnonzero((labels == L["vertebrae_T9"]).any(axis=(1, 2))).min()
+    for name, side in (("scapula_left", 1), ("scapula_right", -1)):
+        m = labels == L[name]
+        assert name in names.values() and ndi.label(m)[1] == 1, name
+        ml = m.sum() * 27 / 1000
+        assert 15 < ml < 90, (name, ml)
+        z, y, x = np.argwhere(m).T
+        assert t9_low <= z.min() and z.max() <= t1_top + 6, name  # between the T9 and T1 levels
+        assert (x.mean() - spine_x) * side > 15, name  # on its own side
+        # on the back of the chest: behind the lung in its own (z, x) column (LPS: +y = posterior)
+        ny = lungs.shape[1]
+        lung_back = np.where(lungs.any(axis=1), ny - 1 - np.argmax(lungs[:, ::-1, :], axis=1), -1)  # (z, x)
+        assert np.mean(y > lung_back[z, x]) > 0.97, name
+        assert np.median(ct.array[m]) > 250, name  # bone

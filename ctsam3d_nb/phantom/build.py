@@ -5,7 +5,7 @@ import numpy as np
 
 from ..volume import CTVolume
 from . import arms as arm_module
-from . import bowel, chest, muscles, organs, pelvis, ribcage, spine, trunk, vessels
+from . import bowel, chest, muscles, organs, pelvis, ribcage, shoulder, spine, trunk, vessels
 from .canvas import Canvas
 from .frame import BodyGrid
 from .intensities import PHASES, hu_table, render_ct
@@ -118,6 +118,7 @@ def make_phantom(
     vessels.paint_tubes(cv, tubes)
     verts = spine.paint_spine(cv, lay)
     spine.paint_sacrum(cv, lay, verts[0])
+    shoulder.paint_scapulae(cv, lay, np.random.default_rng([seed, 5]))  # own stream, as the arms'
     ribcage.paint_ribcage(cv, lay, verts)
     pelvis.paint_hips(cv, lay, heads, r_head)
     pelvis.paint_femurs(cv, lay, heads, r_head)

@@ -45,6 +45,8 @@ PHANTOM_LABELS: dict[str, int] = {
     "iliac_vena_right": 68,
     "humerus_left": 69,
     "humerus_right": 70,
+    "scapula_left": 71,
+    "scapula_right": 72,
     "clavicula_left": 73,
     "clavicula_right": 74,
     "femur_left": 75,

@@ -64,11 +64,13 @@ def vertebrae_geometry(lay: Layout) -> list[Vertebra]:
     return out
 
 
-def paint_bone(cv: Canvas, box, mask: np.ndarray, name: str, marrow: int = T.CANCELLOUS):
-    """Paint a bone: cancellous (or marrow) core with a one-voxel cortical shell."""
+def paint_bone(cv: Canvas, box, mask: np.ndarray, name: str, marrow: int = T.CANCELLOUS, only=None):
+    """Paint a bone: cancellous (or marrow) core with a one-voxel cortical shell (``only``: as `Canvas.paint`)."""
     if box is None or not mask.any():
         return
-    cv.paint(box, mask, name, marrow)
+    cv.paint(box, mask, name, marrow, only=only)
+    if only is not None:
+        mask = mask & (cv.label[box] == cv.label_id(name))
     shell = mask & ~ndi.binary_erosion(mask)
     cv.set_tissue(box, shell, T.CORTICAL)
 
