@@ -67,7 +67,8 @@ def make_phantom(
             `phantom.arms`), as in whole-body scans; False leaves them out (raised out of the field, as in
             most abdominal scans); None paints them when the left-right field of view is at least
             480 mm (``shape[2] * spacing[2]``), so a wide grid such as ``(400, 256, 352)`` at 1.5 mm shows
-            them and the default 384-mm one does not. The rest of the phantom is the same either way.
+            them and the default 384-mm one does not. The rest of the phantom is the same either way, but for a
+            few voxels of the shoulder blade where the humeral head meets it.
 
     Returns:
         ``(ct, labels, names)``: the CT (int16 HU, identity direction = LPS, origin
