@@ -58,10 +58,11 @@ def paint_scapulae(cv: Canvas, lay: Layout, rng: np.random.Generator) -> None:
         if box is None:
             continue
         w_ax, v_ax, u_ax = (ax[sl] for ax, sl in zip((g.w, g.v, g.u), box))
-        idx = [np.clip(np.rint((pts[:, c] - ax[0]) / (ax[1] - ax[0] if len(ax) > 1 else 1.0)), 0, len(ax) - 1)
-               .astype(int) for c, ax in ((2, w_ax), (1, v_ax), (0, u_ax))]
+        idx = np.stack([np.rint((pts[:, c] - ax[0]) / (ax[1] - ax[0] if len(ax) > 1 else 1.0)).astype(int)
+                        for c, ax in ((2, w_ax), (1, v_ax), (0, u_ax))], axis=1)
+        inside = np.all((idx >= 0) & (idx < [len(w_ax), len(v_ax), len(u_ax)]), axis=1)  # the grid may cut it
         seed = np.zeros((len(w_ax), len(v_ax), len(u_ax)), bool)
-        seed[tuple(idx)] = True
+        seed[tuple(idx[inside].T)] = True
         blade = ndi.distance_transform_edt(~seed, sampling=g.step) <= max(half_t, 0.5 * step)
         parts = [(box, blade)]
         # margins: lateral border (thick), medial border, spine to the acromion; the glenoid socket
