@@ -13,13 +13,12 @@ from scipy import ndimage as ndi
 from .canvas import Canvas
 from .frame import merge
 from .layout import Layout
-from .ribcage import wall_point
+from .ribcage import _P, wall_point  # _P: the cavity's lateral superellipse exponent
 from .shapes import ellipsoid, spline_path, tube
 from .spine import paint_bone
 
 __all__ = ["paint_scapulae"]
 
-_P = 2.2  # lateral exponent of the cavity superellipse (ribcage._P)
 _SOFT = ["skeletal_muscle", "subcutaneous_fat", "torso_fat", "body"]  # what a scapula may displace
 
 
