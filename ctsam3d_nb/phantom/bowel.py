@@ -17,14 +17,16 @@ _FREE = ["torso_fat"]
 
 
 def _gut(cv: Canvas, name, ctrl, radii, *, wall_mm=3.0, content=T.GI_FLUID, gas_depth=0.0, gas_patchy=0.0,
-         only=_FREE, step=4.0, one_level=False, food=0.0):
+         only=_FREE, step=4.0, one_level=False, food=0.0, rugae=False):
     """Paint a gut segment along ``ctrl`` (N, 3) with ``radii``: wall, content, anterior gas.
 
     ``gas_depth`` mm of gas float at the front of the lumen: of each loop (per
     slice and column) or, with ``one_level``, above one gas-fluid level;
     ``food`` (HU) mottles the content, and a meal holds bubbles of swallowed gas (4-16 % of it,
     a few mm to 2 cm: on real CT the middle of a full stomach is often gas, so a click there
-    must still mean the stomach).
+    must still mean the stomach); ``rugae``: a contracted lumen filled by enhancing mucosal folds with fluid
+    in the clefts between them (the real portal-venous stomach of ../shared/data/real_ct: median 52 HU, as
+    bright as the spleen beside it, where a fluid-filled phantom stomach was ~5 HU).
     """
     pts, rad = spline_path(np.asarray(ctrl, dtype=np.float64), radii, step=step)
     res = tube(cv.grid, pts, rad, pad=1.2)
@@ -41,6 +43,10 @@ def _gut(cv: Canvas, name, ctrl, radii, *, wall_mm=3.0, content=T.GI_FLUID, gas_
         cv.texture(box, inner, T.STOOL, corr_mm=4.0)
     elif food > 0:  # a recent meal: mottled content
         cv.texture(box, inner, content, corr_mm=6.0, amp=food)
+    if rugae:  # from a twice-jumped copy of the noise stream, as the bubbles below: other draws stay as they were
+        folds = np.random.Generator(cv.noise_rng.bit_generator.jumped(2))
+        cleft = np.abs(smooth_noise(folds, inner.shape, cv.grid.step, 7.0)) < 0.3  # a third: fluid clefts
+        cv.set_tissue(box, inner & ~cleft, T.BOWEL_WALL)
     if gas_depth > 0 or gas_patchy > 0:
         _, v, _ = cv.grid.axes(box)
         gas = np.zeros_like(inner)
@@ -51,7 +57,7 @@ def _gut(cv: Canvas, name, ctrl, radii, *, wall_mm=3.0, content=T.GI_FLUID, gas_
             gas |= v < vmin + gas_depth
         if gas_patchy > 0:
             gas |= smooth_noise(cv.noise_rng, inner.shape, cv.grid.step, 15.0) > 1.0 - gas_patchy
-        if food > 0:  # from a jumped copy of the noise stream: the phantom's other draws stay as they were
+        if food > 0 and not rugae:  # a jumped copy of the noise stream: the phantom's other draws stay as they were
             bubbles = np.random.Generator(cv.noise_rng.bit_generator.jumped())
             gas |= smooth_noise(bubbles, inner.shape, cv.grid.step, 7.0) > bubbles.uniform(0.55, 1.0)
         cv.set_tissue(box, inner & gas, T.GAS)
@@ -75,8 +81,16 @@ def _random_loops(rng: np.random.Generator, start, end, n: int, lo, hi, step: fl
     return np.array(pts)
 
 
-def paint_bowel(cv: Canvas, lay: Layout):
-    """Colon, small bowel, duodenum and stomach (in this order; later ones win)."""
+#: Share of stomachs drawn contracted, their lumen filled by enhancing folds (`_gut`'s ``rugae``).
+P_RUGAE = 0.35
+
+
+def paint_bowel(cv: Canvas, lay: Layout, state_rng: np.random.Generator | None = None):
+    """Colon, small bowel, duodenum and stomach (in this order; later ones win).
+
+    ``state_rng`` (its own stream, so that every other draw of the seed stays as it was) draws whether the
+    stomach is contracted (`P_RUGAE`); without it the stomach holds fluid or a meal.
+    """
     rng = lay.rng
     s = lay.spine_scale
     l1 = lay.level("L1")
@@ -104,10 +118,12 @@ def paint_bowel(cv: Canvas, lay: Layout):
     d = lay.dome_left
     k = float(rng.uniform(0.8, 1.2))
     food = float(rng.choice([0.0, 25.0, 60.0]))
+    rugae = state_rng is not None and bool(state_rng.random() < P_RUGAE)  # replaces a meal's texture and bubbles
     ctrl = np.array([
         [60, 22, d - 22], [62, -18, d - 55], [45, -48, d - 88], [10, -62, d - 108], [-20, -52, l1 - 22],
     ]) + rng.uniform(-5, 5, (5, 3))
     radii = np.array([36, 36, 30, 22, 13]) * k
-    gas_depth = float(rng.uniform(5, 35)) * (0.35 if food else 1.0)  # a meal: less gas above, bubbles inside
+    meal = food > 0 and not rugae
+    gas_depth = float(rng.uniform(5, 35)) * (0.35 if meal else 1.0)  # a meal: less gas above, bubbles inside
     _gut(cv, "stomach", ctrl, radii, wall_mm=4.0, gas_depth=gas_depth,
-         only=_FREE + ["small_bowel", "colon", "duodenum"], one_level=True, food=food)
+         only=_FREE + ["small_bowel", "colon", "duodenum"], one_level=True, food=food, rugae=rugae)

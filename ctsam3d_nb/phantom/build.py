@@ -109,7 +109,7 @@ def make_phantom(
     marks = chest.heart_landmarks(lay)
     muscles.paint_back_muscles(cv, lay)
     muscles.paint_iliopsoas(cv, lay, heads)
-    bowel.paint_bowel(cv, lay)
+    bowel.paint_bowel(cv, lay, np.random.default_rng([seed, 6]))  # own stream: the stomach's state
     marks.update(organs.paint_solid_organs(cv, lay, cavity))
     del cavity
     chest.paint_mediastinal_fat(cv, lay, marks)
