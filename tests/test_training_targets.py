@@ -114,6 +114,46 @@ def test_subpart_targets_are_a_piece_or_an_edit_of_one_structure():
     assert kinds == {"cut", "piece"}
 
 
+def test_leak_priors_add_one_touching_structure_and_start_with_a_negative_click_in_it():
+    """A leak prior is the target plus (part of) one structure touching it; the first click of such a
+    sample is the negative click in the leak, and the loss asks for the target alone."""
+    from ctsam3d_nb.training.loop import _first_clicks
+    from ctsam3d_nb.training.targets import leak_prior
+
+    _, lab = _source()
+    target = lab == 30  # the lower vertebra: it touches the 'lung' around it and nothing else but background
+    rng = np.random.default_rng(0)
+    leaked_into = set()
+    for _ in range(20):
+        prior = leak_prior(target, lab, rng)
+        assert prior is not None and prior.dtype == np.float32
+        grown = prior > 0.5
+        assert (grown >= target).all()
+        extra = np.unique(lab[grown & ~target])
+        assert len(extra) == 1 and extra[0] != 0  # one neighbour, never the unlabelled background
+        ring = ndimage.binary_dilation(target, iterations=2) & ~target
+        assert (lab[ring] == extra[0]).any()  # it touches the target
+        leaked_into.add(int(extra[0]))
+    assert leaked_into == {122}
+    # two stacked vertebrae in contact: the upper one is the leak, kept whole or cut near the target
+    two = np.zeros_like(lab)
+    two[20:40, 40:60, 40:60], two[40:60, 40:60, 40:60] = 30, 31
+    sizes = {int(((leak_prior(two == 30, two, rng) > 0.5) & (two == 31)).sum()) for _ in range(12)}
+    assert max(sizes) == int((two == 31).sum()) and min(sizes) < max(sizes)
+    # the sampler: priors hold the whole target; the first click is negative and lies in the leak
+    smp = _sampler(p_leak_prior=1.0, p_augment=0.0, p_domain_rand=0.0, p_cpp=0.0)
+    samples = [smp.sample(i) for i in range(8)]
+    leaks = [s for s in samples if s.kind == "structure" and s.first == "error"]
+    assert len(leaks) >= 6
+    for s in leaks:
+        assert (s.prior[s.target] == 1).all() and (s.prior[~s.target] > 0.5).sum() >= 30
+    pts, labels = _first_clicks(np.stack([s.target for s in leaks]), np.stack([s.prior > 0.5 for s in leaks]),
+                                ["error"] * len(leaks), np.random.default_rng(1))
+    for s, p, lb in zip(leaks, pts, labels):
+        z, y, x = np.round(p[0]).astype(int)
+        assert lb == [0] and s.prior[z, y, x] > 0.5 and not s.target[z, y, x]
+
+
 def test_union_targets_span_several_structures():
     get, lab = _source()
     smp = _sampler(p_union=1.0, p_augment=0.0, p_domain_rand=0.0)
@@ -197,8 +237,9 @@ def test_real_uniform_targets_draw_real_vertebrae_more_often():
 
 def test_config_fields_reach_the_sampler_and_are_validated():
     cfg = TrainConfig(p_lesion=0.2, p_subpart=0.1, p_union=0.1, p_elastic=0.5, elastic_mm=4.0, p_contrast=0.3,
-                      real_uniform_targets=True)
+                      real_uniform_targets=True, p_leak_prior=0.25)
     smp = PatchSampler.from_config(cfg, [(_source()[0], 1.0)], rank=0)
+    assert smp.p_leak_prior == 0.25
     assert smp.p_kind == {"lesion": 0.2, "subpart": 0.1, "union": 0.1}
     assert (smp.p_elastic, smp.elastic_mm, smp.p_contrast, smp.real_uniform_targets) == (0.5, 4.0, 0.3, True)
     with pytest.raises(ValueError, match="p_lesion \\+ p_subpart \\+ p_union"):
@@ -207,5 +248,7 @@ def test_config_fields_reach_the_sampler_and_are_validated():
         TrainConfig(elastic_mm=0.0)
     with pytest.raises(ValueError, match="p_contrast"):
         TrainConfig(p_contrast=1.5)
+    with pytest.raises(ValueError, match="p_leak_prior"):
+        TrainConfig(p_leak_prior=-0.1)
     with pytest.raises(ValueError, match="real_uniform_targets"):
         TrainConfig(real_uniform_targets="yes")

@@ -58,6 +58,8 @@ class TrainConfig:
     max_scale: float = 4.0  # coarsest voxel size of those, in units of 1.5 mm (4 = 6 mm, a 384 mm field)
     p_zoom_prior: float = 0.5  # of the coarse patches, the share that starts from the finer level's mask
     p_refine_prior: float = 0.0  # probability that a patch starts from a coarse mask of the target (refine step)
+    p_leak_prior: float = 0.0  # probability that a patch starts from a mask that leaked into a neighbouring
+    #   structure, the first click the negative one there (targets.leak_prior): a negative click drops the leak
     p_lesion: float = 0.0  # probability that the target is a synthetic lesion inserted into the patch (liver,
     #   kidney, lung, bone; 6-40 mm; phantom/lesions.py): "the blob under the click", which no anatomy teaches
     p_subpart: float = 0.0  # probability that the target is a sub-part of a structure: one connected piece of a
@@ -138,8 +140,8 @@ class TrainConfig:
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
-                     "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_seeded", "p_lesion", "p_subpart",
-                     "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms"):
+                     "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
+                     "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",
@@ -244,7 +246,7 @@ def check_out_dir(cfg: TrainConfig) -> None:
 #: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT, scan slabs,
 #: and (from session 10) a quarter of the phantoms with the arms down in a wide field.
 DATA_RECIPE = dict(phantom_shape=(400, 256, 256), cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0,
-                   p_multiscale=0.4, p_refine_prior=0.2, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
+                   p_multiscale=0.4, p_refine_prior=0.2, p_leak_prior=0.15, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
                    p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True, p_slab=0.15, p_arms=0.25,
                    real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
                                 "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.2)

@@ -22,7 +22,7 @@ from ..phantom.lesions import LESION_HOSTS, insert_lesions
 from .augment import ElasticWarp, contrast_phase
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
-from .targets import pick_union, subpart
+from .targets import coarse_prior, leak_prior, pick_union, subpart, zoom_prior
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
@@ -110,6 +110,8 @@ class PatchSampler:
         p_refine_prior: probability that a sample starts like a refine step: the mask channel holds the
             target as a coarser level would see it (down- and up-sampled, shifted a little); its first
             click goes to the largest error or (half of them) there is none.
+        p_leak_prior: probability that a sample starts from a mask that leaked into a neighbouring structure
+            (`~ctsam3d_nb.training.targets.leak_prior`), its first click the negative one on the leak.
         p_lesion, p_subpart, p_union: probabilities that the target is an inserted synthetic lesion
             (`~ctsam3d_nb.phantom.lesions.insert_lesions`, 1-3 per patch, one is the target), a sub-part
             of a structure or a union of structures (`~ctsam3d_nb.training.targets`); the rest are
@@ -131,7 +133,7 @@ class PatchSampler:
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
                  p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
                  p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
-                 real_uniform_targets=False, p_slab=0.0):
+                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -142,6 +144,7 @@ class PatchSampler:
         self.large_target_boost, self.large_target_ml = float(large_target_boost), float(large_target_ml)
         self.p_multiscale, self.max_scale = float(p_multiscale), float(max_scale)
         self.p_zoom_prior, self.p_refine_prior = float(p_zoom_prior), float(p_refine_prior)
+        self.p_leak_prior = float(p_leak_prior)
         self.min_coarse_voxels = int(min_coarse_voxels)
         self.p_kind = {"lesion": float(p_lesion), "subpart": float(p_subpart), "union": float(p_union)}
         if sum(self.p_kind.values()) > 1 + 1e-9:
@@ -172,7 +175,7 @@ class PatchSampler:
                    p_zoom_prior=cfg.p_zoom_prior, p_refine_prior=cfg.p_refine_prior, p_lesion=cfg.p_lesion,
                    p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
                    elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
-                   real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab)
+                   real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab, p_leak_prior=cfg.p_leak_prior)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -225,26 +228,18 @@ class PatchSampler:
             return 1.0
         return float(np.exp(self.rng.uniform(0, np.log(most))))
 
-    def _prior(self, target: np.ndarray, scale: float):
+    def _prior(self, target: np.ndarray, scale: float, labels: np.ndarray):
         """The mask channel a sample starts from, and how its first click is chosen (see `Sample`)."""
         if scale > 1.5 and self.rng.random() < self.p_zoom_prior:
-            # zoom-out: the finer level (half this voxel size in the predictor) found the part of the target
-            # inside its field, the central PATCH / 2 voxels here (drawn 26..43 for robustness)
-            side = int(round(PATCH / self.rng.uniform(1.5, 2.5)))
-            lo = (PATCH - side) // 2
-            prior = np.zeros_like(target)
-            box = (slice(lo, lo + side),) * 3
-            prior[box] = target[box]
-            if 8 <= prior.sum() < target.sum():  # (a target inside the finer field needed no zoom-out)
-                return prior.astype(np.float32), "prior"
+            prior = zoom_prior(target, self.rng)
+            if prior is not None:
+                return prior, "prior"
+        if self.p_leak_prior > 0 and self.rng.random() < self.p_leak_prior:  # (no draw when off: streams stay)
+            prior = leak_prior(target, labels, self.rng)
+            if prior is not None:
+                return prior, "error"
         if self.rng.random() < self.p_refine_prior:
-            # refine: the target as a level 2-4x coarser sees it, blurred back up and shifted a little
-            k = int(self.rng.choice([2, 4]))
-            coarse = ndimage.zoom(target.astype(np.float32), 1 / k, order=1)
-            up = ndimage.zoom(coarse, np.asarray(target.shape) / np.asarray(coarse.shape), order=1)
-            up = ndimage.shift(up, self.rng.uniform(-1, 1, 3) * k / 2, order=1, mode="constant")
-            prior = np.clip(up, 0, 1).astype(np.float32)
-            return prior, ("none" if self.rng.random() < 0.5 else "error")
+            return coarse_prior(target, self.rng), ("none" if self.rng.random() < 0.5 else "error")
         return None, "target"
 
     def _slab(self, target: np.ndarray, scale: float) -> np.ndarray | None:
@@ -385,7 +380,7 @@ class PatchSampler:
                     target_v = hit & (not negative)  # negative: nothing continues across this face
                     image_v = self._intensity(self._cut(vol, c_v, m, 1, scale, warp), lab_v, seed, vol.real)
             if first is None:
-                prior, first = self._prior(target, scale)
+                prior, first = self._prior(target, scale, lab_u)
             if self.p_slab > 0 and self.rng.random() < self.p_slab:
                 keep = self._slab(target, scale)
                 if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either

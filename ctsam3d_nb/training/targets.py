@@ -1,4 +1,5 @@
-"""Training targets beyond "one labelled structure": unions of structures and sub-parts of one.
+"""Training targets beyond "one labelled structure": unions of structures and sub-parts of one; and the
+mask channels a sample may start from (a zoom-out step, a refine step, a leak into a neighbour).
 
 An interactive model should learn "the region under the click, bounded by its edges", not only the
 structures of one label map. Both kinds are chosen so that the image or the prompt says where the
@@ -92,3 +93,51 @@ def subpart(target: np.ndarray, rng, min_voxels: int = 30):
         pick = pieces[rng.choice(len(pieces), p=sizes / sizes.sum())]
         return lab == pick, None, "target"
     return None
+
+
+def zoom_prior(target: np.ndarray, rng):
+    """A zoom-out step's mask channel: the finer level (half this voxel size in the predictor) found the part
+    of the target inside its field, the central half of the patch here (26..43 of 64 voxels, for robustness);
+    None when the target lies inside that field (it needed no zoom-out) or barely reaches it."""
+    size = target.shape[0]
+    side = int(round(size / rng.uniform(1.5, 2.5)))
+    lo = (size - side) // 2
+    prior = np.zeros_like(target)
+    box = (slice(lo, lo + side),) * 3
+    prior[box] = target[box]
+    return prior.astype(np.float32) if 8 <= prior.sum() < target.sum() else None
+
+
+def coarse_prior(target: np.ndarray, rng) -> np.ndarray:
+    """A refine step's mask channel: the target as a level 2-4x coarser sees it, blurred back up and
+    shifted a little (float32)."""
+    k = int(rng.choice([2, 4]))
+    coarse = ndimage.zoom(target.astype(np.float32), 1 / k, order=1)
+    up = ndimage.zoom(coarse, np.asarray(target.shape) / np.asarray(coarse.shape), order=1)
+    up = ndimage.shift(up, rng.uniform(-1, 1, 3) * k / 2, order=1, mode="constant")
+    return np.clip(up, 0, 1).astype(np.float32)
+
+
+def leak_prior(target: np.ndarray, labels: np.ndarray, rng, min_voxels: int = 30, max_ratio: float = 3.0):
+    """The mask channel of a model that leaked from ``target`` into a structure touching it, or None.
+
+    A promptable model's commonest error is to run on into a neighbour of similar intensity (the IVC into the
+    right atrium, a vertebra into the next, the stomach into the spleen). The user's fix is a negative click in
+    the neighbour, which must drop all of it, not a blob around the click; grown over many patches, most of
+    the leak lies far from any click. Returned: ``target`` plus one neighbour (``labels`` id > 0, drawn by
+    contact area) as float32, the neighbour kept whole or, half of the time or when it is more than
+    ``max_ratio`` times the target, only within 6-24 voxels of the target (a leak on its way in); the first
+    click goes to the largest error (`~ctsam3d_nb.training.data.Sample` ``first="error"``): the negative click.
+    """
+    ring = ndimage.binary_dilation(target, iterations=2) & ~target
+    ids, contact = np.unique(labels[ring], return_counts=True)
+    contact, ids = contact[ids > 0], ids[ids > 0]
+    if not len(ids):
+        return None
+    leak = (labels == ids[rng.choice(len(ids), p=contact / contact.sum())]) & ~target
+    n = int(target.sum())
+    if rng.random() < 0.5 or leak.sum() > max_ratio * n:
+        leak &= ndimage.distance_transform_edt(~target) <= rng.uniform(6, 24)
+    if leak.sum() < max(min_voxels, 0.05 * n):
+        return None
+    return (target | leak).astype(np.float32)
