@@ -40,7 +40,7 @@ from .io import load_ct
 from .modeling.prompt import build_prompt_map
 from .patch_model import PatchModel
 from .predictor_state import ObjectState, check_click, object_index, to_ct_label_map, to_ct_mask
-from .reach import grow, keep_connected, zoom
+from .reach import grow, keep_connected, retract, zoom
 from .session import SessionLog
 from .settings import ClickSettings
 from .volume import CTVolume
@@ -183,11 +183,12 @@ class Predictor:
 
     # ------------------------------------------------------------------ prompts
     def _prompt(self, obj: ObjectState, origin, positive_map=None, seed_from_prior=False,
-                extra_positive=None, factor: int = 1) -> torch.Tensor:
+                extra_positive=None, factor: int = 1, extra_negative=None) -> torch.Tensor:
         pts, labels = obj.clicks_in(origin, factor)
-        if extra_positive is not None and len(extra_positive):  # patch-local points, e.g. CPP peaks
-            pts = np.concatenate([pts, np.asarray(extra_positive, float).reshape(-1, 3)])
-            labels = np.concatenate([labels, np.ones(len(extra_positive))])
+        for extra, label in ((extra_positive, 1), (extra_negative, 0)):  # patch-local points, e.g. CPP peaks
+            if extra is not None and len(extra):
+                pts = np.concatenate([pts, np.asarray(extra, float).reshape(-1, 3)])
+                labels = np.concatenate([labels, np.full(len(extra), label)])
         prior = obj.masks.patch_prior(origin, factor)
         if seed_from_prior and (prior > self.threshold).any():
             # a grown patch also gets a click at the deepest point of what the neighbour already
@@ -245,14 +246,20 @@ class Predictor:
         primary = min(inner, key=centre) if inner else P.origin_for(g)
         todo = list(dict.fromkeys([(f, o) for f, o in holding if f > 1] + [(1, primary)] +
                                   [(f, o) for f, o in holding if f == 1]))
+        removed = {}  # level-1 patch -> what this negative click removed there
         for f, origin in todo:
             t = time.perf_counter()
             prob = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
+            if f == 1 and not positive:
+                old = obj.masks.level(f).probs.get(origin, prob)
+                removed[origin] = (old > self.threshold) & (prob <= self.threshold)
             obj.masks.level(f).probs[origin] = prob
         found = refined = 1
         if positive and self.settings.mode == "grow":
             grow(self, obj, [o for f, o in todo if f == 1], timing)
+        elif removed and self.settings.retract_budget:
+            retract(self, obj, removed, timing)
         elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
             found, refined = zoom(self, obj, g, obj.masks.probs[primary], timing)
         if self.settings.keep_connected:

@@ -13,10 +13,11 @@ import numpy as np
 from scipy import ndimage
 
 from . import patches as P
+from .clicks import deepest_point
 from .modeling.cpp import heatmap_to_clicks
 from .predictor_state import ObjectState
 
-__all__ = ["zoom", "grow", "surface_tiles", "keep_connected"]
+__all__ = ["zoom", "grow", "retract", "surface_tiles", "keep_connected"]
 
 
 def zoom(pred, obj: ObjectState, g, prob, timing):
@@ -121,6 +122,40 @@ def grow(pred, obj: ObjectState, seeds, timing):
                 continue  # nothing of the object there: do not keep an empty patch
             obj.masks.probs[v] = prob_v
             queue.append(v)
+
+def retract(pred, obj: ObjectState, removed: dict, timing, min_voxels: int = 200):
+    """Follow a negative click's removal into the patches beside it, breadth-first.
+
+    ``removed`` maps each level-1 patch the click re-decoded to the voxels it dropped there. A patch
+    overlapping such a region (``min_voxels`` or more of its own mask) is re-decoded with a negative point at
+    the deepest voxel of that overlap, as if the user had clicked the leak there too; what it drops in turn is
+    followed on, up to ``settings.retract_budget`` patches. A leak grown over many patches (the IVC into the
+    right atrium) thus goes with one click; a trim of the boundary (a few voxels deep) goes no further."""
+    thr, budget = pred.threshold, pred.settings.retract_budget
+    probs = obj.masks.level(1).probs
+    queue, done = deque(removed.items()), set(removed)
+    while queue and budget > 0:
+        u, gone = queue.popleft()
+        if np.count_nonzero(gone) < min_voxels:
+            continue
+        for v in [o for o in probs if o not in done and np.all(np.abs(np.subtract(o, u)) < P.PATCH)]:
+            d = np.subtract(u, v)  # u's voxel i is v's voxel i + d
+            src = tuple(slice(max(0, -k), P.PATCH - max(0, k)) for k in d)
+            dst = tuple(slice(max(0, k), P.PATCH - max(0, -k)) for k in d)
+            hit = np.zeros((P.PATCH,) * 3, bool)
+            hit[dst] = gone[src] & (probs[v][dst] > thr)
+            if np.count_nonzero(hit) < min_voxels:
+                continue
+            t = time.perf_counter()
+            prob_v = pred.net.decode(v, pred._prompt(obj, v, extra_negative=[deepest_point(hit)]))
+            timing["decode"] += time.perf_counter() - t
+            done.add(v)
+            queue.append((v, (probs[v] > thr) & (prob_v <= thr)))
+            probs[v] = prob_v
+            budget -= 1
+            if budget <= 0:
+                break
+
 
 def _continuation(pred, prob_v, prior_v, axis, direction):
     """``prob_v`` cut to what continues the carried mask through the overlap, or None if it does not."""

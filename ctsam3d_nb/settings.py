@@ -42,6 +42,9 @@ class ClickSettings:
     cpp_peak_threshold: float | None = None  # only heatmap peaks above this become clicks (needs cpp_heatmaps)
     growth_guard: bool = False  # keep a grown patch only if it continues the carried mask through the overlap
     growth_min_agreement: float = 0.5  # overlap Dice a grown patch needs with growth_guard, in [0, 1]
+    # ---- negative clicks
+    retract_budget: int = 0  # most other patches re-decoded to follow what a negative click removed into the
+    #   patches beside it (a leak spans many patches; the click re-decodes only those holding it); 0 = off
 
     def __post_init__(self):
         def need(ok, name, what):
@@ -62,6 +65,7 @@ class ClickSettings:
         need(_number(self.zoom_min_agreement) and 0 <= self.zoom_min_agreement <= 1, "zoom_min_agreement",
              "must be a number in [0, 1]")
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
+        need(_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget", "must be a whole number >= 0")
         for name in ("keep_connected", "cpp_heatmaps", "growth_guard"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold
