@@ -62,6 +62,17 @@ def test_retraction_is_undone_and_replayed():
     assert pred.undo() and np.array_equal(pred.mask, before)
 
 
+def test_logs_from_before_retraction_replay_without_it():
+    ct, tube, bar = leak_ct()
+    pred = Predictor(LeakModel(), retract_budget=0).set_volume(ct)  # as every session before session 11
+    pred.click((130, 30, 30))
+    mask = pred.click((130, 39, 30), positive=False)
+    old = pred.session
+    del old["settings"]["retract_budget"]  # such logs have no such key
+    again = Predictor.replay(old, ct, model=LeakModel())
+    assert again.settings.retract_budget == 0 and np.array_equal(again.mask, mask) and mask[bar].any()
+
+
 def test_positive_clicks_and_small_trims_retract_nothing():
     ct, tube, bar = leak_ct()
     calls = {}
