@@ -246,19 +246,20 @@ class Predictor:
         primary = min(inner, key=centre) if inner else P.origin_for(g)
         todo = list(dict.fromkeys([(f, o) for f, o in holding if f > 1] + [(1, primary)] +
                                   [(f, o) for f, o in holding if f == 1]))
-        removed = {}  # level-1 patch -> what this negative click removed there
+        removed = {}  # level-1 patch -> what this negative click removed there (only when it is followed)
+        follow = not positive and self.settings.retract_budget > 0
         for f, origin in todo:
             t = time.perf_counter()
             prob = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
-            if f == 1 and not positive:
+            if f == 1 and follow:
                 old = obj.masks.level(f).probs.get(origin, prob)
                 removed[origin] = (old > self.threshold) & (prob <= self.threshold)
             obj.masks.level(f).probs[origin] = prob
         found = refined = 1
         if positive and self.settings.mode == "grow":
             grow(self, obj, [o for f, o in todo if f == 1], timing)
-        elif removed and self.settings.retract_budget:
+        elif removed:
             retract(self, obj, removed, timing)
         elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
             found, refined = zoom(self, obj, g, obj.masks.probs[primary], timing)

@@ -138,12 +138,12 @@ def retract(pred, obj: ObjectState, removed: dict, timing, min_voxels: int = 200
         u, gone = queue.popleft()
         if np.count_nonzero(gone) < min_voxels:
             continue
-        for v in [o for o in probs if o not in done and np.all(np.abs(np.subtract(o, u)) < P.PATCH)]:
-            d = np.subtract(u, v)  # u's voxel i is v's voxel i + d
-            src = tuple(slice(max(0, -k), P.PATCH - max(0, k)) for k in d)
-            dst = tuple(slice(max(0, k), P.PATCH - max(0, -k)) for k in d)
+        for v in [o for o in probs if o not in done]:
+            ov = P._overlap(tuple(np.subtract(u, v)), P.PATCH, (P.PATCH,) * 3)  # (in v, in u), None if apart
+            if ov is None:
+                continue
             hit = np.zeros((P.PATCH,) * 3, bool)
-            hit[dst] = gone[src] & (probs[v][dst] > thr)
+            hit[ov[0]] = gone[ov[1]] & (probs[v][ov[0]] > thr)
             if np.count_nonzero(hit) < min_voxels:
                 continue
             t = time.perf_counter()
