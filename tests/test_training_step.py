@@ -22,7 +22,8 @@ def test_bf16_precision_gives_the_fp32_loss_and_gradients():
     gradient once gave inf (see modeling/common.conv3d).
     """
     from ctsam3d_nb.modeling import build_model
-    from ctsam3d_nb.training.loop import TrainStep, _collate, cpu_has_native_bf16, use_bf16
+    from ctsam3d_nb.training.loop import TrainStep, _collate
+    from ctsam3d_nb.training.precision import cpu_has_native_bf16, use_bf16
 
     if not cpu_has_native_bf16():
         pytest.skip("this CPU emulates bfloat16 (no AVX512-BF16/AMX): its bf16 weight gradients are wrong, and "
@@ -61,7 +62,7 @@ def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, mon
     bf16 support on every AVX512 CPU, where bf16 is emulated and the step is slower (docs/benchmarks.md)."""
     import platform
 
-    from ctsam3d_nb.training import loop
+    from ctsam3d_nb.training import precision
 
     head = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl avx512dq"
     cases = {"avx512 only": (head, False), "avx512_bf16": (head + " avx512_bf16 avx512_vnni", True),
@@ -70,19 +71,19 @@ def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, mon
     for name, (text, native) in cases.items():
         info = tmp_path / name.replace(" ", "_")
         info.write_text(text + "\n\n" + text.replace("processor\t: 0", "processor\t: 1") + "\n")
-        assert loop.cpu_has_native_bf16(str(info)) is native, name
-    assert loop.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # unreadable: float32, never slower
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
-    assert not loop.use_bf16("auto", torch.device("cpu")) and loop.use_bf16("bf16", torch.device("cpu"))
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
-    assert loop.use_bf16("auto", torch.device("cpu"))
+        assert precision.cpu_has_native_bf16(str(info)) is native, name
+    assert precision.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # unreadable: float32, never slower
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert not precision.use_bf16("auto", torch.device("cpu")) and precision.use_bf16("bf16", torch.device("cpu"))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.use_bf16("auto", torch.device("cpu"))
 
 
 def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, monkeypatch):
     """precision="bf16" on a CPU without bf16 hardware: one clear error before anything is written."""
-    from ctsam3d_nb.training import loop
+    from ctsam3d_nb.training import precision
 
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     out = tmp_path / "run"  # where _cfg puts the run
     with pytest.raises(ValueError, match="precision = 'bf16' on a CPU without bfloat16 hardware.*fp32"):
         train(_cfg(tmp_path, precision="bf16", device="cpu", steps=1))

@@ -54,6 +54,9 @@ class TrainConfig:
     #   (all-zero heatmap target: teaches "no continuation", against a haze of heat in every neighbour)
     large_target_boost: float = 0.0  # structures >= large_target_ml are drawn (1 + boost) times as often
     large_target_ml: float = 150.0  # volume (mL) from which a structure counts as large
+    hard_targets: float = 0.0  # difficulty-aware sampling: a structure is drawn (error / mean error) ** hard_targets
+    #   times as often (clipped to 1/4..4), its error the running 1 - Dice of its samples' first click
+    #   (training/difficulty.py); 0 = off. The data then depends on the model, so resumes are not exact
     p_multiscale: float = 0.0  # probability that a patch is cut at a coarser voxel size (zoom levels, and between)
     max_scale: float = 4.0  # coarsest voxel size of those, in units of 1.5 mm (4 = 6 mm, a 384 mm field)
     p_zoom_prior: float = 0.5  # of the coarse patches, the share that starts from the finer level's mask
@@ -124,7 +127,7 @@ class TrainConfig:
         need(isinstance(self.threads, int) and self.threads >= 0, "threads", "must be >= 0 (0 = torch's default)")
         need(isinstance(self.workers, int) and not isinstance(self.workers, bool) and self.workers >= 0, "workers",
              "must be a whole number >= 0")
-        for name in ("max_minutes", "save_every_s"):
+        for name in ("max_minutes", "save_every_s", "hard_targets"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v == v, name,
                  "must be a number >= 0 (0 = off)")

@@ -126,6 +126,8 @@ class PatchSampler:
             `SLAB_MM` thickness through the target is kept, the rest is what the predictor pads a scan
             with (0 after normalisation), the target too (partial-coverage scans, like the 40-mm
             DICOM series here; no CPP partner).
+        difficulty: a `~ctsam3d_nb.training.difficulty.TargetDifficulty` whose factors scale the structures'
+            sampling weights (the training step updates it; None = off).
     """
 
     def __init__(self, sources, seed=0, rank=0, pool_size=3, refresh_every=48, p_augment=0.6,
@@ -133,7 +135,7 @@ class PatchSampler:
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
                  p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
                  p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
-                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0):
+                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0, difficulty=None):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -151,7 +153,7 @@ class PatchSampler:
             raise ValueError(f"p_lesion + p_subpart + p_union must be <= 1, got {sum(self.p_kind.values())}")
         self.p_elastic, self.elastic_mm = float(p_elastic), float(elastic_mm)
         self.p_contrast, self.real_uniform_targets = float(p_contrast), bool(real_uniform_targets)
-        self.p_slab = float(p_slab)
+        self.p_slab, self.difficulty = float(p_slab), difficulty
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -166,8 +168,9 @@ class PatchSampler:
         return vol
 
     @classmethod
-    def from_config(cls, cfg, sources, rank: int = 0) -> "PatchSampler":
-        """The sampler a `~ctsam3d_nb.training.TrainConfig` asks for (every sampling field)."""
+    def from_config(cls, cfg, sources, rank: int = 0, difficulty=None) -> "PatchSampler":
+        """The sampler a `~ctsam3d_nb.training.TrainConfig` asks for (every sampling field); ``difficulty``: the
+        run's `~ctsam3d_nb.training.difficulty.TargetDifficulty` when ``cfg.hard_targets`` is set."""
         return cls(sources, seed=cfg.seed, rank=rank, pool_size=cfg.pool_size, refresh_every=cfg.refresh_every,
                    p_augment=cfg.p_augment, p_domain_rand=cfg.p_domain_rand, p_cpp=cfg.p_cpp,
                    p_cpp_negative=cfg.p_cpp_negative, large_target_boost=cfg.large_target_boost,
@@ -175,7 +178,8 @@ class PatchSampler:
                    p_zoom_prior=cfg.p_zoom_prior, p_refine_prior=cfg.p_refine_prior, p_lesion=cfg.p_lesion,
                    p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
                    elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
-                   real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab, p_leak_prior=cfg.p_leak_prior)
+                   real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab, p_leak_prior=cfg.p_leak_prior,
+                   difficulty=difficulty)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -293,6 +297,8 @@ class PatchSampler:
                         for i in ids])
         if self.large_target_boost:
             w = w * np.where([vol.ml[int(i)] >= self.large_target_ml for i in ids], 1 + self.large_target_boost, 1)
+        if self.difficulty is not None:
+            w = w * self.difficulty.factors(ids)
         return int(ids[self.rng.choice(len(ids), p=w / w.sum())])
 
     def _warp(self, vol: Volume):

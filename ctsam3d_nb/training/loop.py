@@ -10,7 +10,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.prompt import build_prompt_maps
 from ..patches import PATCH, STRIDE
 from .config import TrainConfig, check_out_dir
+from .difficulty import TargetDifficulty
+from . import precision
 from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
 from .losses import dice_score, heatmap_loss, mask_loss
 
@@ -52,7 +53,7 @@ class TrainStep(torch.nn.Module):
         if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
             rounds = int(rng.integers(1, cfg.click_rounds + 1))
             first_grad = rounds - 1
-        loss, dices = 0.0, []
+        loss, dices, first_dices = 0.0, [], []
         for r in range(rounds):
             prompt = build_prompt_maps(prev, [np.asarray(p, float).reshape(-1, 3) for p in points],
                                        [np.asarray(l, np.int64) for l in labels], size=img.shape[-3:],
@@ -64,7 +65,10 @@ class TrainStep(torch.nn.Module):
                                         cfg.focal_alpha, cfg.focal_gamma) / (rounds - first_grad)
             prob = torch.sigmoid(logits.detach().float())
             pred = (prob[:, 0] > 0.5).cpu().numpy()
-            dices.append(float(dice_score(torch.from_numpy(pred), torch.from_numpy(gt)).mean()))
+            each = dice_score(torch.from_numpy(pred), torch.from_numpy(gt))
+            if r == 0:
+                first_dices = each.tolist()
+            dices.append(float(each.mean()))
             if r + 1 < rounds:
                 for i in range(b):
                     nxt = next_click(pred[i], gt[i], rng=rng)
@@ -79,7 +83,7 @@ class TrainStep(torch.nn.Module):
             loss = loss + cfg.cpp_weight * cpp_loss
             metrics["loss_cpp"] = cpp_loss.item()
         metrics["loss"] = loss.item()
-        return loss, metrics
+        return loss, {**metrics, "first_dices": first_dices}  # per sample (not logged: for TargetDifficulty)
 
 
 def _first_clicks(gt, prior, modes, rng):
@@ -116,7 +120,8 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
-             "first": [s.first for s in samples]}
+             "first": [s.first for s in samples],  # the ids of structure samples clicked at their deepest point:
+             "difficulty_ids": [s.label if s.kind == "structure" and s.first == "target" else 0 for s in samples]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
     if with_v:
         batch["v_index"] = torch.tensor(with_v)
@@ -142,41 +147,6 @@ def clip_gradients(model, max_norm: float) -> tuple[torch.Tensor, torch.Tensor]:
     ids = {id(p) for p in cpp}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return (torch.nn.utils.clip_grad_norm_(rest, max_norm), torch.nn.utils.clip_grad_norm_(cpp, max_norm))
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a step runs under bfloat16 autocast (`TrainConfig.precision`).
-
-    ``"auto"``: on CUDA, and on CPUs that run bfloat16 natively (oneDNN's AVX512-BF16/AMX
-    kernels; elsewhere PyTorch emulates it and a step gets slower, not faster).
-    """
-    if precision == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    return precision == "bf16"
-
-
-NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 CPU flags of bfloat16 arithmetic in hardware
-
-
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when this CPU computes bfloat16 in hardware (x86: AVX512-BF16 or AMX; ARM: oneDNN's BF16 check).
-
-    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) also says yes on x86 CPUs with plain
-    AVX512, where bfloat16 is emulated: there a bf16 training step took 1.37x as long as a float32 one
-    (docs/benchmarks.md, session 10). So on x86 the CPU's flags decide, and an x86 CPU whose flags cannot be
-    read counts as without (float32 is never the slower choice).
-    """
-    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
-        try:
-            text = Path(cpuinfo).read_text()
-        except OSError:
-            return False
-        return any(NATIVE_BF16_FLAGS & set(line.split(":", 1)[1].split())
-                   for line in text.splitlines() if line.startswith("flags") and ":" in line)
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
 
 
 def _lr(cfg: TrainConfig, step: int, time_fraction: float | None = None) -> float:
@@ -210,13 +180,14 @@ class _SampleStream(torch.utils.data.IterableDataset):
     """Batches of samples cut in DataLoader worker processes (``cfg.workers``): each worker draws its own
     stream (sampler rank ``rank * 1000 + worker``), starting where a resumed run left off."""
 
-    def __init__(self, cfg: TrainConfig, sources, rank: int, start_step: int):
+    def __init__(self, cfg: TrainConfig, sources, rank: int, start_step: int, difficulty=None):
         self.cfg, self.sources, self.rank, self.start = cfg, sources, rank, start_step
+        self.difficulty = difficulty  # a TargetDifficulty (its table in shared memory), or None
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, n = (info.id, info.num_workers) if info is not None else (0, 1)
-        sampler = PatchSampler.from_config(self.cfg, self.sources, self.rank * 1000 + worker)
+        sampler = PatchSampler.from_config(self.cfg, self.sources, self.rank * 1000 + worker, self.difficulty)
         count = self.start * self.cfg.batch_size // n
         while True:
             yield [sampler.sample(count + i) for i in range(self.cfg.batch_size)]
@@ -231,9 +202,10 @@ def _yield_cores(_worker: int) -> None:
         os.nice(19)
 
 
-def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path):
+def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path, difficulty=None):
     """The model, its AdamW and weight average (or None), the step to start at and the training seconds so far:
-    resumed from ``last`` when it exists (and ``cfg.resume``), else fresh or from ``cfg.init``."""
+    resumed from ``last`` when it exists (and ``cfg.resume``), else fresh or from ``cfg.init``; ``difficulty``
+    (a TargetDifficulty) gets the table a resumed run saved."""
     # channels-last 3D weights and inputs: oneDNN's bf16 convolutions run 14 % faster that way (docs/benchmarks.md)
     model = build_model(cfg.model).to(device, memory_format=torch.channels_last_3d)
     # the fused kernel: one pass over all weights (on this project's CPU 5 ms per step instead of 32)
@@ -246,6 +218,8 @@ def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path):
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
         trained_s = float(state.get("trained_s", 0.0))
+        if difficulty is not None and "difficulty" in state:
+            difficulty.load_state_dict(state["difficulty"])
     elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
         init = load_model(cfg.init, device="cpu")
         if init.config.name != cfg.model:
@@ -283,7 +257,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
-    if cfg.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+    if cfg.precision == "bf16" and device.type == "cpu" and not precision.cpu_has_native_bf16():
         raise ValueError(
             "TrainConfig.precision = 'bf16' on a CPU without bfloat16 hardware (no AVX512-BF16 or AMX): oneDNN "
             "emulates it there, and the weight gradient of the 3-channel prompt convolution comes out wrong (1e11 "
@@ -299,22 +273,24 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
 
     torch.manual_seed(cfg.seed)
     last = out / "last.pt"
-    model, opt, ema, start, trained_s = _model_and_state(cfg, device, last)
+    difficulty = TargetDifficulty(cfg.hard_targets) if cfg.hard_targets else None
+    model, opt, ema, start, trained_s = _model_and_state(cfg, device, last, difficulty)
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     if cfg.workers:  # patches are cut in worker processes while the model trains
-        stream = iter(torch.utils.data.DataLoader(_SampleStream(cfg, sources, rank, start), batch_size=None,
+        stream = iter(torch.utils.data.DataLoader(_SampleStream(cfg, sources, rank, start, difficulty),
+                                                  batch_size=None,
                                                   num_workers=cfg.workers, collate_fn=lambda x: x,
                                                   prefetch_factor=4, persistent_workers=True,
                                                   worker_init_fn=_yield_cores))
         next_samples = lambda step: next(stream)  # noqa: E731
     else:  # in this process: the data stream is a pure function of the step (exact resume)
-        sampler = PatchSampler.from_config(cfg, sources, rank)
+        sampler = PatchSampler.from_config(cfg, sources, rank, difficulty)
         next_samples = lambda step: [sampler.sample(step * cfg.batch_size + i)  # noqa: E731
                                      for i in range(cfg.batch_size)]
-    bf16 = use_bf16(cfg.precision, device)
+    bf16 = precision.use_bf16(cfg.precision, device)
     limit_s = cfg.max_minutes * 60
     t0, t_saved = time.perf_counter(), time.perf_counter()
 
@@ -322,7 +298,8 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         tmp = last.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                     "trained_s": trained_s + time.perf_counter() - t0, "config": dataclasses.asdict(cfg),
-                    **({"ema": ema.state_dict()} if ema is not None else {})}, tmp)
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
+                    **({"difficulty": difficulty.state_dict()} if difficulty is not None else {})}, tmp)
         os.replace(tmp, last)
 
     metrics_file = out / "metrics.jsonl"
@@ -342,6 +319,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             g["lr"] = _lr(cfg, step, fraction)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, metrics = step_module(batch, rng)
+        first_dices = metrics.pop("first_dices")
+        if difficulty is not None:
+            difficulty.update(batch["difficulty_ids"], first_dices)
         loss.backward()
         gnorm, gnorm_cpp = clip_gradients(model, cfg.grad_clip)
         finite = bool(torch.isfinite(gnorm) & torch.isfinite(gnorm_cpp) & torch.isfinite(loss.detach()))
