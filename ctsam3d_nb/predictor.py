@@ -256,6 +256,11 @@ class Predictor:
                 old = obj.masks.level(f).probs.get(origin, prob)
                 removed[origin] = (old > self.threshold) & (prob <= self.threshold)
             obj.masks.level(f).probs[origin] = prob
+        for _ in range(self.settings.self_rounds if positive else 0):  # the model's next rounds, no new click
+            for f, origin in todo:
+                t = time.perf_counter()
+                obj.masks.level(f).probs[origin] = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
+                timing["decode"] += time.perf_counter() - t
         found = refined = 1
         if positive and self.settings.mode == "grow":
             grow(self, obj, [o for f, o in todo if f == 1], timing)

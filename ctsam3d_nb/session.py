@@ -47,7 +47,8 @@ class SessionLog:
     # levels before session 4), with CPP heatmaps (before session 3), keeping every part (before session 7),
     # no retraction after negative clicks (before session 11)
     LEGACY_SETTINGS = {"mode": "grow", "keep_connected": False, "cpp_heatmaps": True, "cpp_peak_threshold": None,
-                       "growth_guard": False, "growth_min_agreement": 0.5, "retract_budget": 0}
+                       "growth_guard": False, "growth_min_agreement": 0.5, "retract_budget": 0,
+                       "self_rounds": 0}
     MAX_UNDO = 30  # snapshots kept for undo (bounded memory over long sessions)
     FILE = "ctsam3d_session.json"
 

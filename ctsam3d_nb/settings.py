@@ -29,6 +29,8 @@ class ClickSettings:
     #   "grow": the paper's cross-patch growth, neighbour by neighbour at 1.5 mm (see the grow fields)
     mode: str = "grow"
     threshold: float = 0.5  # probability above which a voxel is in the mask, in (0, 1)
+    self_rounds: int = 0  # a positive click's patches are decoded this many more times, each with the mask just
+    #   predicted in the prompt's mask channel (the model's own next round, without a new click), before growth
     keep_connected: bool = True  # after each click keep only the mask's parts a positive click touches
     # ---- zoom
     levels: tuple = (1, 2, 4)  # grid factors of the zoom levels (x 1.5 mm), finest first, each a multiple of the last
@@ -66,6 +68,7 @@ class ClickSettings:
              "must be a number in [0, 1]")
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
         need(_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget", "must be a whole number >= 0")
+        need(_whole(self.self_rounds) and 0 <= self.self_rounds <= 8, "self_rounds", "must be a whole number in [0, 8]")
         for name in ("keep_connected", "cpp_heatmaps", "growth_guard"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold

@@ -15,9 +15,9 @@ from ctsam3d_nb.modeling import MODEL_CONFIGS
 
 
 class RegionModel(torch.nn.Module):
-    def __init__(self, reach: int = 6):
+    def __init__(self, reach: int = 6, steps: int = 12):
         super().__init__()
-        self.reach = reach
+        self.reach, self.steps = reach, steps  # one decode grows the mask by at most reach * steps voxels
         self.config = MODEL_CONFIGS["nano"]
         self.dummy = torch.nn.Parameter(torch.zeros(1))
         self.encode_calls = 0
@@ -37,7 +37,7 @@ class RegionModel(torch.nn.Module):
         seed = ((prompt[:, 1:2] > 0.5) | (prompt[:, 0:1] > 0.5)).float()
         bright = (image > 0.5).float()
         region = seed * bright
-        for _ in range(12):  # geodesic growth inside bright voxels
+        for _ in range(self.steps):  # geodesic growth inside bright voxels
             region = self._dilate(region, self.reach) * bright
         neg = self._dilate((prompt[:, 2:3] > 0.5).float(), 4)
         region = region * (1 - neg)
