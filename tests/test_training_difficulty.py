@@ -1,4 +1,4 @@
-"""Difficulty-aware target sampling (TrainConfig.hard_targets, training/difficulty.py)."""
+"""Session-12 training options: difficulty-aware target sampling (hard_targets) and click-free rounds (p_self_round)."""
 from __future__ import annotations
 
 import dataclasses
@@ -88,3 +88,26 @@ def test_training_keeps_the_table_and_resumes_it(tmp_path):
     train(dataclasses.replace(cfg, steps=3), progress=False)
     t2 = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["difficulty"]["table"]
     assert t2[1].sum() == 6  # resumed: the counts went on from the saved table
+
+
+def test_self_rounds_place_no_click_and_still_train(monkeypatch):
+    """TrainConfig.p_self_round: a round after the first may add no click (the model refines its own mask, as
+    ClickSettings.self_rounds does at inference); 0 keeps a click in every round."""
+    import ctsam3d_nb.training.loop as loop
+    from ctsam3d_nb.modeling import build_model
+
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    torch.manual_seed(0)
+    model = build_model("nano")
+    placed = []
+    real_next = loop.next_click
+    monkeypatch.setattr(loop, "next_click", lambda *a, **k: placed.append(1) or real_next(*a, **k))
+    for p, want in ((0.0, 2 * 2), (1.0, 0)):  # 3 rounds: 2 later rounds x 2 samples get a click, or none
+        cfg = TrainConfig(batch_size=2, click_rounds=3, grad_rounds="all", p_seeded=0.0, p_self_round=p)
+        batch = loop._collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)
+        placed.clear()
+        loss, metrics = loop.TrainStep(model, cfg)(batch, np.random.default_rng(1))
+        assert len(placed) == want and metrics["rounds"] == 3 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="p_self_round"):
+        TrainConfig(p_self_round=1.5)

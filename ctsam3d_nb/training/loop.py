@@ -69,8 +69,8 @@ class TrainStep(torch.nn.Module):
             if r == 0:
                 first_dices = each.tolist()
             dices.append(float(each.mean()))
-            if r + 1 < rounds:
-                for i in range(b):
+            if r + 1 < rounds and not (cfg.p_self_round and rng.random() < cfg.p_self_round):
+                for i in range(b):  # the next round's clicks (none in a self round: the model refines its own mask)
                     nxt = next_click(pred[i], gt[i], rng=rng)
                     if nxt is not None:
                         points[i].append(nxt[0])
