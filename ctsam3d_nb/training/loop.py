@@ -120,7 +120,8 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
-             "first": [s.first for s in samples],  # the ids of structure samples clicked at their deepest point:
+             "first": [s.first for s in samples],
+             # what TargetDifficulty scores: the ids of structure samples clicked at their deepest point, else 0
              "difficulty_ids": [s.label if s.kind == "structure" and s.first == "target" else 0 for s in samples]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
     if with_v:
