@@ -28,6 +28,8 @@ def test_running_error_and_factors():
     d.update([5] * 200, [0.0] * 200)  # later samples weigh more than the first ones (a running mean)
     assert d.table[0, 5] > 0.99
     assert np.all(TargetDifficulty(power=0.0).factors([5, 7]) == 1)
+    d.update([118], [0.0])  # the residual "body" label: never drawn more often, however wrong
+    assert d.factors([118])[0] == 1.0
     e = TargetDifficulty(power=1.0)
     e.load_state_dict(d.state_dict())
     assert torch.equal(e.table, d.table)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 N_IDS = 256  # ontology ids are below this (anatomy: 1-137)
+NEVER_BOOSTED = (118,)  # "body" in a phantom is what no other label holds: no shape to learn, its error means nothing
 
 
 class TargetDifficulty:
@@ -63,6 +64,8 @@ class TargetDifficulty:
         known[known] &= seen[ids[known]]
         rel = np.maximum(err[ids[known]], 1e-3) / mean
         out[known] = np.clip(rel ** self.power, 1.0 / self.max_factor, self.max_factor)
+        residual = np.isin(ids, NEVER_BOOSTED)
+        out[residual] = np.minimum(out[residual], 1.0)
         return out
 
     def state_dict(self) -> dict:
