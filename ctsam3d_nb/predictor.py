@@ -248,19 +248,16 @@ class Predictor:
                                   [(f, o) for f, o in holding if f == 1]))
         removed = {}  # level-1 patch -> what this negative click removed there (only when it is followed)
         follow = not positive and self.settings.retract_budget > 0
-        for f, origin in todo:
+        # a positive click may be followed by self_rounds more decodes of the same patches, each prompted with the
+        # mask just predicted (the model's own next round, without a new click)
+        for f, origin in [fo for _ in range(1 + (self.settings.self_rounds if positive else 0)) for fo in todo]:
             t = time.perf_counter()
             prob = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
             timing["decode"] += time.perf_counter() - t
-            if f == 1 and follow:
+            if f == 1 and follow:  # negative clicks: one round only
                 old = obj.masks.level(f).probs.get(origin, prob)
                 removed[origin] = (old > self.threshold) & (prob <= self.threshold)
             obj.masks.level(f).probs[origin] = prob
-        for _ in range(self.settings.self_rounds if positive else 0):  # the model's next rounds, no new click
-            for f, origin in todo:
-                t = time.perf_counter()
-                obj.masks.level(f).probs[origin] = self.net.decode(origin, self._prompt(obj, origin, factor=f), f)
-                timing["decode"] += time.perf_counter() - t
         found = refined = 1
         if positive and self.settings.mode == "grow":
             grow(self, obj, [o for f, o in todo if f == 1], timing)
