@@ -24,6 +24,12 @@ phantom cut to a 40-mm slab of axial slices centred on the structure (as thin as
 a new CT per structure::
 
     python benchmarks/evaluate_shipped.py --model nano --slab-mm 40 --no-real --out-dir docs/eval_slabs
+
+The real series holds one target per structure, so its Dice after one click rests on 8 clicks.
+``--real-sessions 4`` runs every real target four times, first clicking at its deepest point and then at
+three seeded voxels at least half as deep (``evaluate_interactive(first_click_seed=k)``): 32 first clicks::
+
+    python benchmarks/evaluate_shipped.py --model nano --seeds --real-sessions 4 --out-dir docs/eval_real4
 """
 from __future__ import annotations
 
@@ -66,14 +72,20 @@ def real_structures(labels: np.ndarray, min_voxels: int = 200) -> dict[str, list
             REAL_ALL: [n for n in present if n not in REAL_STRUCTURES]}
 
 
-def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200):
+def real_case_name(session: int) -> str:
+    """The ``case`` of session ``session`` (0-based) of the real series: the first click at the deepest point
+    (0) keeps the name of earlier evaluations, so their files pair with it in compare_evals.py."""
+    return "dicom_series" if session == 0 else f"dicom_series, first click {session}"
+
+
+def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200, first_click_seed=None):
     frames = []
     pred.set_volume(ct)
     for name in structures:
         gt = labels == by_name(name).id
         if gt.sum() < min_voxels:
             continue
-        df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name)
+        df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name, first_click_seed=first_click_seed)
         df.insert(0, "case", case)
         df.insert(0, "dataset", dataset)
         frames.append(df)
@@ -148,6 +160,10 @@ def main(argv=None):
     ap.add_argument("--real-headline-only", action="store_true",
                     help="on the real DICOM case, only the 8 organs, vessels and vertebrae of the headline figure, "
                          "not every other labelled structure (ribs, humeri, muscles, ...)")
+    ap.add_argument("--real-sessions", type=int, default=1, metavar="N",
+                    help="sessions per real target: the first clicks at its deepest point (case 'dicom_series'), "
+                         "sessions 2..N at a seeded voxel at least half as deep (case 'dicom_series, first click "
+                         "k'), so the 8 headline targets give 8N first clicks instead of 8")
     ap.add_argument("--lesions", action="store_true",
                     help="evaluate held-out synthetic lesions (one per liver/kidney/lung/bone per seed) instead of "
                          "the phantom structures")
@@ -157,6 +173,8 @@ def main(argv=None):
     add_arguments(ap)  # the click settings: --mode zoom|grow, --cpp-heatmaps, ...
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
+    if args.real_sessions < 1:
+        ap.error(f"--real-sessions must be >= 1, got {args.real_sessions}")
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,9 +194,11 @@ def main(argv=None):
     if (REAL / "dicom_series").is_dir() and not args.no_real:
         ct = load_ct(REAL / "dicom_series")
         labels = load_labels(REAL / "example_seg_dicom.nii.gz", like=ct)
-        for dataset, names in real_structures(labels).items():
-            if names and (dataset != REAL_ALL or not args.real_headline_only):
-                frames += _run_case(pred, ct, labels, names, dataset, "dicom_series", args.clicks)
+        for k in range(args.real_sessions):
+            for dataset, names in real_structures(labels).items():
+                if names and (dataset != REAL_ALL or not args.real_headline_only):
+                    frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k), args.clicks,
+                                        first_click_seed=k or None)
         print(f"real DICOM: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(out / "clicks.csv", index=False)

@@ -76,6 +76,25 @@ def test_input_validation(predictor, scene):
         evaluate_interactive(predictor, ct, ball, n_clicks=0)
 
 
+def test_seeded_first_clicks_land_deep_inside_the_target_and_differ(predictor, scene):
+    from scipy import ndimage
+    ct, ball, _ = scene
+    depth = ndimage.distance_transform_edt(ball)
+    points = {}
+    for seed in range(6):
+        df = evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=seed)
+        points[seed] = tuple(df.loc[0, ["z", "y", "x"]])
+        assert depth[points[seed]] >= 0.5 * depth.max()  # inside, at least half as deep as the deepest voxel
+    again = evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=3)
+    assert tuple(again.loc[0, ["z", "y", "x"]]) == points[3]  # a seed is one session, repeatable
+    assert len(set(points.values())) >= 4  # different seeds click in different places
+    deepest = evaluate_interactive(predictor, ct, ball, n_clicks=1)
+    assert depth[tuple(deepest.loc[0, ["z", "y", "x"]])] == depth.max()
+    for bad in (1.5, True, "3"):
+        with pytest.raises(TypeError, match="first_click_seed"):
+            evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=bad)
+
+
 def fake_results():
     rows = []
     for s, base in (("liver", 0.8), ("spleen", 0.6)):

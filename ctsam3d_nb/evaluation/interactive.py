@@ -76,7 +76,8 @@ def _patch_count(predictor) -> int:
 
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,
-                         structure: str | None = None, with_hd95: bool = False) -> pd.DataFrame:
+                         structure: str | None = None, with_hd95: bool = False,
+                         first_click_seed: int | None = None) -> pd.DataFrame:
     """Run the simulated-click protocol on one target and score every click.
 
     Args:
@@ -91,6 +92,11 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
         structure: the target's name; an ontology name gives the object its id and colour.
             Default "target".
         with_hd95: also report the 95 % Hausdorff distance (mm) per click (slower).
+        first_click_seed: None (default) clicks first at the target's deepest point. An integer
+            clicks first at a voxel drawn with this seed among those at least half as deep
+            (`clicks.first_click` with a seeded generator, as training does): several seeds give
+            several sessions of one target, where users click in different places. Later
+            clicks follow the errors as always.
 
     Returns:
         A DataFrame with one row per click and the columns of `RECORD_COLUMNS`
@@ -103,6 +109,9 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
         >>> df[["click", "dice", "nsd"]]                                # doctest: +SKIP
     """
     gt = _check_inputs(predictor, ct, gt_mask, n_clicks, nsd_tolerance_mm)
+    if first_click_seed is not None and (isinstance(first_click_seed, bool)
+                                         or not isinstance(first_click_seed, (int, np.integer))):
+        raise TypeError(f"first_click_seed must be an integer or None, got {first_click_seed!r}")
     n_clicks = int(n_clicks)
     name = structure or "target"
     if getattr(predictor, "ct", None) is not ct:
@@ -113,7 +122,8 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
     gt_ml = gt_voxels * ct.voxel_volume_ml
 
     records: list[dict] = []
-    point, positive = first_click(gt, spacing), True
+    rng = None if first_click_seed is None else np.random.default_rng(int(first_click_seed))
+    point, positive = first_click(gt, spacing, rng), True
     mask = None
     for k in range(1, n_clicks + 1):
         if mask is not None:
