@@ -1,4 +1,4 @@
-"""Training: losses, deterministic sampling, a real short run, exact resume, DDP on gloo."""
+"""Training: losses, deterministic sampling, a real short run, exact resume, DDP on gloo (patch kinds: test_training_patch_kinds.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from ctsam3d_nb.checkpoint import load_model
 from ctsam3d_nb.training import TrainConfig, train
@@ -291,91 +290,6 @@ def test_bad_sampling_options_are_refused_before_training(tmp_path, field, value
     with pytest.raises(ValueError, match=match):
         train(_cfg(tmp_path, **{field: value}), progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything was written
-
-
-def _ball_source(radius=15, size=96):
-    zz, yy, xx = np.indices((size,) * 3)
-    ball = (zz - size // 2) ** 2 + (yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= radius ** 2
-    image = np.where(ball, 0.9, 0.2).astype(np.float32)
-    return (lambda v: (image, ball.astype(np.int16) * 5)), int(ball.sum())
-
-
-def test_multiscale_patches_keep_targets_consistent_with_images():
-    get, n_ball = _ball_source()
-    smp = PatchSampler([(get, 1.0)], seed=2, pool_size=1, p_augment=0.0, p_domain_rand=0.0, p_cpp=0.0,
-                       p_multiscale=1.0, max_scale=4.0, min_coarse_voxels=150, p_zoom_prior=0.0)
-    samples = [smp.sample(i) for i in range(24)]
-    scales = np.array([s.scale for s in samples])
-    assert scales.min() >= 1 and scales.max() <= 4 and scales.max() > 2.5 and np.std(scales) > 0.4
-    for s in samples:
-        # the same physical ball at every voxel size: its voxel count shrinks with the voxel volume ...
-        assert abs(s.target.sum() * s.scale ** 3 / n_ball - 1) < 0.25, (s.scale, s.target.sum())
-        # ... and the target lies on the bright voxels of the image
-        inner = ndimage.binary_erosion(s.target)
-        outer = ~ndimage.binary_dilation(s.target, iterations=2)
-        assert s.image[inner].mean() > s.image[outer].mean() + 0.4
-        assert s.prior is None and s.first == "target"
-
-
-def test_slab_samples_look_like_a_scan_of_limited_coverage():
-    """p_slab: a 20-90 mm slab of z slices through the target, exactly 0 (the predictor's padding) above and
-    below, the target cut with it, no CPP partner; without it the sample stream is unchanged."""
-    get, _ = _ball_source(size=120, radius=40)  # a 120 mm ball: every 64³ patch of it spans all 64 slices
-    kw = dict(seed=4, pool_size=1, p_augment=0.0, p_domain_rand=0.0, p_cpp=1.0, p_multiscale=0.5,
-              min_coarse_voxels=150)
-    slabs = PatchSampler([(get, 1.0)], p_slab=1.0, **kw)
-    thick = []
-    for i in range(16):
-        s = slabs.sample(i)
-        inside = np.flatnonzero(np.abs(s.image).sum(axis=(1, 2)) > 0)
-        assert inside.size and np.array_equal(inside, np.arange(inside[0], inside[-1] + 1))  # one slab
-        outside = np.ones(64, bool)
-        outside[inside] = False
-        assert not s.image[outside].any() and not s.target[outside].any()
-        assert s.target.sum() >= 30 and s.image_v is None and s.face is None
-        if 0 < inside[0] and inside[-1] < 63:  # not cut by the patch edge
-            thick.append(len(inside) * 1.5 * s.scale)
-    assert thick and min(thick) >= 20 - 1.5 * 4 and max(thick) <= 90 + 1.5 * 4, thick
-    plain, again = PatchSampler([(get, 1.0)], **kw), PatchSampler([(get, 1.0)], p_slab=0.0, **kw)
-    for i in range(4):
-        a, b = plain.sample(i), again.sample(i)
-        assert np.array_equal(a.image, b.image) and np.array_equal(a.target, b.target)
-        assert not np.array_equal(a.image, slabs.sample(i).image)
-
-
-def test_zoom_and_refine_priors():
-    get, _ = _ball_source(radius=40, size=128)
-    zoom = PatchSampler([(get, 1.0)], seed=3, pool_size=1, p_augment=0.0, p_cpp=0.0, p_multiscale=1.0,
-                        min_coarse_voxels=100, p_zoom_prior=1.0)
-    samples = [zoom.sample(i) for i in range(20)]
-    got = [s for s in samples if s.first == "prior"]
-    assert len(got) >= 5 and all(s.scale > 1.5 for s in got)
-    for s in got:  # the finer level's field: the central part of the target, nothing outside the target
-        p = s.prior > 0.5
-        assert p.any() and not (p & ~s.target).any() and p.sum() < s.target.sum()
-        idx = np.argwhere(p)
-        assert idx.min() >= 64 // 2 - 64 / 1.5 / 2 - 1 and idx.max() <= 64 // 2 + 64 / 1.5 / 2
-    refine = PatchSampler([(get, 1.0)], seed=3, pool_size=1, p_augment=0.0, p_cpp=0.0, p_refine_prior=1.0)
-    got = [refine.sample(i) for i in range(10)]
-    assert {s.first for s in got} == {"none", "error"}
-    for s in got:  # a coarse, slightly shifted view of the target
-        p = s.prior > 0.5
-        assert 0.75 < 2 * (p & s.target).sum() / (p.sum() + s.target.sum()) < 1.0
-
-
-def test_first_clicks_follow_the_sample_kind():
-    from ctsam3d_nb.training.loop import _first_clicks
-
-    gt = np.zeros((4, 32, 32, 32), bool)
-    gt[:, 8:24, 8:24, 8:24] = True
-    prior = np.zeros_like(gt)
-    prior[1, 12:16, 12:16, 12:16] = True  # zoom-out: the finer level's part
-    prior[2, 8:24, 8:24, 8:16] = True  # refine: half of it missed
-    prior[3] = gt[3]
-    pts, labels = _first_clicks(gt, prior, ["target", "prior", "error", "none"], np.random.default_rng(0))
-    assert labels == [[1], [1], [1], []] and pts[3] == []
-    assert prior[1][pts[1][0]] and gt[0][pts[0][0]]
-    assert gt[2][pts[2][0]] and not prior[2][pts[2][0]]  # the click goes to the missed half
 
 
 @pytest.mark.slow
