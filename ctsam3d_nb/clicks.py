@@ -44,7 +44,7 @@ def deepest_point(mask: np.ndarray, spacing=None, rng: np.random.Generator | Non
         if rng is None:
             local = np.unravel_index(int(np.argmax(dist)), dist.shape)
         else:
-            cand = np.argwhere(dist >= min_fraction * dist.max())
+            cand = np.argwhere((dist >= min_fraction * dist.max()) & (dist > 0))  # > 0: in the mask
             local = cand[rng.integers(len(cand))]
     return tuple(int(l + s.start) for l, s in zip(local, box))
 
@@ -60,13 +60,17 @@ def _coarse_pick(sub: np.ndarray, spacing, rng: np.random.Generator, min_fractio
         return None
     sampling = None if spacing is None else 2 * np.asarray(spacing, float)
     dist = ndimage.distance_transform_edt(np.pad(blocks, 1), sampling=sampling)[1:-1, 1:-1, 1:-1]
-    cand = np.argwhere(dist >= min_fraction * dist.max())
+    cand = np.argwhere((dist >= min_fraction * dist.max()) & (dist > 0))
     return 2 * cand[rng.integers(len(cand))] + rng.integers(0, 2, 3)
 
 
-def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None) -> tuple[int, int, int]:
-    """First click for target ``gt`` (bool ``(z, y, x)``): its deepest interior point."""
-    return deepest_point(gt, spacing, rng)
+def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None,
+                min_fraction: float = 0.5) -> tuple[int, int, int]:
+    """First click for target ``gt`` (bool ``(z, y, x)``): its deepest interior point, or with ``rng`` a random
+    voxel at least ``min_fraction`` as deep (`deepest_point`; 0 = any voxel of the target)."""
+    if not 0 <= min_fraction <= 1:
+        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+    return deepest_point(gt, spacing, rng, min_fraction)
 
 
 def next_click(pred: np.ndarray, gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None):

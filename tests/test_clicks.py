@@ -130,3 +130,27 @@ def test_random_variant_on_a_large_mask_is_deep_seeded_and_fast_path():
     thin[10:50, 10:50, 30] = True  # one voxel thick: no block is inside, measured at full resolution
     assert clicks._coarse_pick(thin[:, :, 29:32], None, np.random.default_rng(0), 0.5) is None
     assert thin[first_click(thin, rng=np.random.default_rng(1))]
+
+
+
+def _vertebra(k=1):
+    """A thick 'body' (a cube of 16k voxels) with a thin 'arch' behind it (a plate 3 voxels thick), as one mask."""
+    m = np.zeros((48 * k,) * 3, bool)
+    m[16 * k:32 * k, 4 * k:20 * k, 16 * k:32 * k] = True  # body
+    m[16 * k:32 * k, 20 * k:40 * k, 24 * k - 1:24 * k + 2] = True  # arch: depth at most 2 voxels
+    arch = np.zeros_like(m)
+    arch[:, 20 * k:] = m[:, 20 * k:]
+    return m, arch
+
+
+@pytest.mark.parametrize("k", [1, 2])  # k=2: a box larger than 32³ takes the 2x2x2-block path
+def test_first_click_depth_reaches_thin_parts_only_when_asked(k):
+    m, arch = _vertebra(k)
+    for frac, expect_arch in ((0.5, False), (0.0, True)):
+        rng = np.random.default_rng(3)
+        pts = [first_click(m, rng=rng, min_fraction=frac) for _ in range(300)]
+        assert all(m[p] for p in pts)  # always inside the target, also at 0 (no voxel of its box outside it)
+        hits = sum(bool(arch[p]) for p in pts)
+        assert (hits > 10) == expect_arch, (frac, hits)
+    with pytest.raises(ValueError, match="min_fraction"):
+        first_click(m, rng=np.random.default_rng(0), min_fraction=1.5)

@@ -166,3 +166,33 @@ def test_data_workers_yield_the_cores_to_the_step():
     loader = torch.utils.data.DataLoader(_Niceness(), batch_size=None, num_workers=1, worker_init_fn=_yield_cores)
     (worker,) = list(loader)
     assert worker > os.nice(0)
+
+
+def test_first_click_depth_reaches_the_round_one_clicks(monkeypatch):
+    """TrainConfig.first_click_depth is the depth fraction of each target's round-1 click in the step."""
+    from ctsam3d_nb.clicks import first_click
+    from ctsam3d_nb.modeling import build_model
+    from ctsam3d_nb.training import loop
+
+    with pytest.raises(ValueError, match="first_click_depth"):
+        TrainConfig(first_click_depth=1.5)
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    fractions = []
+    monkeypatch.setattr(loop, "first_click", lambda g, rng=None, min_fraction=0.5: (
+        fractions.append(min_fraction), first_click(g, rng=rng, min_fraction=min_fraction))[1])
+    torch.manual_seed(0)
+    model = build_model("nano")
+    for depth in (0.5, 0.1):
+        cfg = TrainConfig(batch_size=2, click_rounds=1, p_seeded=0.0, first_click_depth=depth)
+        batch = _collate_for(samples, cfg, model)
+        fractions.clear()
+        with torch.no_grad():
+            loop.TrainStep(model, cfg)(batch, np.random.default_rng(0))
+        targets = sum(f == "target" for f in batch["first"])
+        assert targets and fractions == [depth] * targets
+
+
+def _collate_for(samples, cfg, model):
+    from ctsam3d_nb.training.loop import _collate
+    return _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)

@@ -21,6 +21,9 @@ class TrainConfig:
     #   1..click_rounds rounds (uniform), the earlier ones without gradient (they only place the next click from
     #   the model's own errors), and back-propagates the last one only (RITM's iterative training, Sofiiuk et al.
     #   2022): about half the step's cost, so more patches per hour, each round still trained 1/click_rounds of the time
+    first_click_depth: float = 0.5  # a target's round-1 click lands at a random voxel at least this fraction as
+    #   deep as its deepest point (0.5: the deep interior, the release's sampling; lower reaches thin parts users
+    #   also click, such as a vertebra's arch or a stomach's wall, 0 = anywhere inside)
     p_self_round: float = 0.0  # probability that a round after the first adds no click: the model's own next
     #   round on its previous mask, as `ClickSettings.self_rounds` runs it at inference (0 = every round clicks)
     lr: float = 1e-3  # peak AdamW learning rate
@@ -146,7 +149,8 @@ class TrainConfig:
             need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
-                     "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round"):
+                     "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
+                     "first_click_depth"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",

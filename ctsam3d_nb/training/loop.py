@@ -47,7 +47,8 @@ class TrainStep(torch.nn.Module):
         b = img.shape[0]
         feats = model.encode(img)
         gt = tgt[:, 0].bool().cpu().numpy()
-        points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng)
+        points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng,
+                                       cfg.first_click_depth)
         prev = batch["prior"]
         rounds, first_grad = cfg.click_rounds, 0  # rounds run; the first one whose loss is back-propagated
         if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
@@ -86,8 +87,9 @@ class TrainStep(torch.nn.Module):
         return loss, {**metrics, "first_dices": first_dices}  # per sample (not logged: for TargetDifficulty)
 
 
-def _first_clicks(gt, prior, modes, rng):
-    """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none."""
+def _first_clicks(gt, prior, modes, rng, depth: float = 0.5):
+    """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none; a target's click at
+    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`)."""
     points, labels = [], []
     for g, p, mode in zip(gt, prior, modes):
         pts, lab = [], []
@@ -98,7 +100,7 @@ def _first_clicks(gt, prior, modes, rng):
             if nxt is not None:
                 pts, lab = [nxt[0]], [1 if nxt[1] else 0]
         elif mode != "none":
-            pts, lab = [first_click(g, rng=rng)], [1]
+            pts, lab = [first_click(g, rng=rng, min_fraction=depth)], [1]
         points.append(pts)
         labels.append(lab)
     return points, labels
