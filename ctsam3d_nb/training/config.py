@@ -22,7 +22,7 @@ class TrainConfig:
     #   the model's own errors), and back-propagates the last one only (RITM's iterative training, Sofiiuk et al.
     #   2022): about half the step's cost, so more patches per hour, each round still trained 1/click_rounds of the time
     first_click_depth: float = 0.5  # a target's round-1 click lands at a random voxel at least this fraction as
-    #   deep as its deepest point (0.5: the deep interior, the release's sampling; lower reaches thin parts users
+    #   deep as its deepest point (0.5: the deep interior, as all runs so far; lower reaches thin parts users
     #   also click, such as a vertebra's arch or a stomach's wall, 0 = anywhere inside)
     p_self_round: float = 0.0  # probability that a round after the first adds no click: the model's own next
     #   round on its previous mask, as `ClickSettings.self_rounds` runs it at inference (0 = every round clicks)
