@@ -72,20 +72,25 @@ def real_structures(labels: np.ndarray, min_voxels: int = 200) -> dict[str, list
             REAL_ALL: [n for n in present if n not in REAL_STRUCTURES]}
 
 
-def real_case_name(session: int) -> str:
+def real_case_name(session: int, depth: float = 0.5) -> str:
     """The ``case`` of session ``session`` (0-based) of the real series: the first click at the deepest point
-    (0) keeps the name of earlier evaluations, so their files pair with it in compare_evals.py."""
-    return "dicom_series" if session == 0 else f"dicom_series, first click {session}"
+    (0) keeps the name of earlier evaluations, so their files pair with it in compare_evals.py; the others name
+    their seed, and their depth when not the default 0.5 (so sessions pair only with the same first click)."""
+    if session == 0:
+        return "dicom_series"
+    return f"dicom_series, first click {session}" + ("" if depth == 0.5 else f" at depth {depth:g}")
 
 
-def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200, first_click_seed=None):
+def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200, first_click_seed=None,
+              first_click_depth=0.5):
     frames = []
     pred.set_volume(ct)
     for name in structures:
         gt = labels == by_name(name).id
         if gt.sum() < min_voxels:
             continue
-        df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name, first_click_seed=first_click_seed)
+        df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name, first_click_seed=first_click_seed,
+                                  first_click_depth=first_click_depth)
         df.insert(0, "case", case)
         df.insert(0, "dataset", dataset)
         frames.append(df)
@@ -164,6 +169,9 @@ def main(argv=None):
                     help="sessions per real target: the first clicks at its deepest point (case 'dicom_series'), "
                          "sessions 2..N at a seeded voxel at least half as deep (case 'dicom_series, first click "
                          "k'), so the 8 headline targets give 8N first clicks instead of 8")
+    ap.add_argument("--first-click-depth", type=float, default=0.5, metavar="F",
+                    help="with --real-sessions: the seeded first clicks land at least this fraction as deep as the "
+                         "deepest point (default 0.5; 0 = anywhere in the target)")
     ap.add_argument("--lesions", action="store_true",
                     help="evaluate held-out synthetic lesions (one per liver/kidney/lung/bone per seed) instead of "
                          "the phantom structures")
@@ -175,6 +183,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.real_sessions < 1:
         ap.error(f"--real-sessions must be >= 1, got {args.real_sessions}")
+    if not 0 <= args.first_click_depth <= 1:
+        ap.error(f"--first-click-depth must be in [0, 1], got {args.first_click_depth}")
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,8 +207,8 @@ def main(argv=None):
         for k in range(args.real_sessions):
             for dataset, names in real_structures(labels).items():
                 if names and (dataset != REAL_ALL or not args.real_headline_only):
-                    frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k), args.clicks,
-                                        first_click_seed=k or None)
+                    frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k, args.first_click_depth), args.clicks,
+                                        first_click_seed=k or None, first_click_depth=args.first_click_depth)
         print(f"real DICOM: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(out / "clicks.csv", index=False)

@@ -88,6 +88,10 @@ def test_seeded_first_clicks_land_deep_inside_the_target_and_differ(predictor, s
     again = evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=3)
     assert tuple(again.loc[0, ["z", "y", "x"]]) == points[3]  # a seed is one session, repeatable
     assert len(set(points.values())) >= 4  # different seeds click in different places
+    shallow = [evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=seed, first_click_depth=0.0)
+               .loc[0, ["z", "y", "x"]] for seed in range(12)]
+    assert all(ball[tuple(p)] for p in shallow)  # depth 0: anywhere inside ...
+    assert min(depth[tuple(p)] for p in shallow) < 0.5 * depth.max()  # ... nearer the edge too
     deepest = evaluate_interactive(predictor, ct, ball, n_clicks=1)
     assert depth[tuple(deepest.loc[0, ["z", "y", "x"]])] == depth.max()
     for bad in (1.5, True, "3"):

@@ -41,6 +41,7 @@ def test_real_sessions_click_first_in_different_places_of_each_real_target(real_
     df = pd.read_csv(tmp_path / "clicks.csv")
     cases = [evaluate_shipped.real_case_name(k) for k in range(3)]
     assert cases[0] == "dicom_series"  # the deepest-point session pairs with earlier evaluations
+    assert evaluate_shipped.real_case_name(0, 0.0) == cases[0] and evaluate_shipped.real_case_name(1, 0.0) != cases[1]
     assert sorted(df["case"].unique()) == sorted(cases) and len(df) == 3 * 8
     labels = load_labels(real_ct_dir / "example_seg_dicom.nii.gz", like=load_ct(real_ct_dir / "dicom_series"))
     moved = 0

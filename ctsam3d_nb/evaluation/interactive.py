@@ -77,7 +77,7 @@ def _patch_count(predictor) -> int:
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,
                          structure: str | None = None, with_hd95: bool = False,
-                         first_click_seed: int | None = None) -> pd.DataFrame:
+                         first_click_seed: int | None = None, first_click_depth: float = 0.5) -> pd.DataFrame:
     """Run the simulated-click protocol on one target and score every click.
 
     Args:
@@ -97,6 +97,8 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
             (`clicks.first_click` with a seeded generator, as training does): several seeds give
             several sessions of one target, where users click in different places. Later
             clicks follow the errors as always.
+        first_click_depth: with ``first_click_seed``, the least depth of that voxel as a fraction of
+            the deepest point's (0.5; 0 = anywhere in the target, as a user may click near an edge).
 
     Returns:
         A DataFrame with one row per click and the columns of `RECORD_COLUMNS`
@@ -123,7 +125,7 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
 
     records: list[dict] = []
     rng = None if first_click_seed is None else np.random.default_rng(int(first_click_seed))
-    point, positive = first_click(gt, spacing, rng), True
+    point, positive = first_click(gt, spacing, rng, first_click_depth), True
     mask = None
     for k in range(1, n_clicks + 1):
         if mask is not None:
