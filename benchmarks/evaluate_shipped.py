@@ -207,8 +207,9 @@ def main(argv=None):
         for k in range(args.real_sessions):
             for dataset, names in real_structures(labels).items():
                 if names and (dataset != REAL_ALL or not args.real_headline_only):
-                    frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k, args.first_click_depth), args.clicks,
-                                        first_click_seed=k or None, first_click_depth=args.first_click_depth)
+                    frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k, args.first_click_depth),
+                                        args.clicks, first_click_seed=k or None,
+                                        first_click_depth=args.first_click_depth)
         print(f"real DICOM: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(out / "clicks.csv", index=False)

@@ -93,8 +93,8 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
             Default "target".
         with_hd95: also report the 95 % Hausdorff distance (mm) per click (slower).
         first_click_seed: None (default) clicks first at the target's deepest point. An integer
-            clicks first at a voxel drawn with this seed among those at least half as deep
-            (`clicks.first_click` with a seeded generator, as training does): several seeds give
+            clicks first at a voxel drawn with this seed among those at least ``first_click_depth``
+            as deep (`clicks.first_click` with a seeded generator, as training does): several seeds give
             several sessions of one target, where users click in different places. Later
             clicks follow the errors as always.
         first_click_depth: with ``first_click_seed``, the least depth of that voxel as a fraction of
