@@ -1,4 +1,6 @@
-"""Training: losses, deterministic sampling, a real short run, exact resume, DDP on gloo (patch kinds: test_training_patch_kinds.py)."""
+"""Training: losses, deterministic sampling, a real short run, exact resume, DDP on gloo.
+
+The sampler's patch kinds are tested in test_training_patch_kinds.py."""
 from __future__ import annotations
 
 import dataclasses

@@ -8,9 +8,10 @@ weights (session 12), the first-click patch Dice of training samples ranges from
 esophagus) to 0.84 (lungs, bladder): uniform sampling spends most steps on what the model already does well.
 
 Structures not yet measured keep their weight (factor 1). Each process keeps its own table from its own samples
-(under torchrun every rank measures and samples apart; no synchronisation is needed for a sampling weight). The table travels in ``last.pt``, so a resumed run
-continues with it. With ``power > 0`` the data stream depends on the model's results and so is no longer a pure
-function of the step (a run without data workers resumes with the same table, not the same samples).
+(under torchrun every rank measures and samples apart; no synchronisation is needed for a sampling weight). The
+table travels in ``last.pt``, so a resumed run continues with it. With ``power > 0`` the data stream depends on the
+model's results and so is no longer a pure function of the step (a run without data workers resumes with the same
+table, not the same samples).
 """
 from __future__ import annotations
 
