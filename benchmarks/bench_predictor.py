@@ -189,8 +189,8 @@ def bench_memory(args, rows):
     for p in ((400, 220, 220), (420, 230, 260), (350, 200, 200)):
         pred.click(p)
     _ = pred.label_map
-    rows.append((args.model, f"512x512x800 CT, mode {args.modes[0]}: set_volume {t_set:.2f} s; peak RSS {_rss_mb():.0f} MB "
-                 f"(CT alone {base:.0f} MB)", t_set * 1000, float("nan"), 1))
+    rows.append((args.model, f"512x512x800 CT, mode {args.modes[0]}: set_volume {t_set:.2f} s; "
+                 f"peak RSS {_rss_mb():.0f} MB (CT alone {base:.0f} MB)", t_set * 1000, float("nan"), 1))
 
 
 def main(argv=None):

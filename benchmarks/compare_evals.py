@@ -50,7 +50,8 @@ def markdown(t: pd.DataFrame) -> str:
             return f"{v:+.3f}"
         return f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)
 
-    lines = ["| " + " | ".join(t.columns) + " |", "|" + "|".join(":---" if c == "dataset" else "---:" for c in t.columns) + "|"]
+    lines = ["| " + " | ".join(t.columns) + " |",
+             "|" + "|".join(":---" if c == "dataset" else "---:" for c in t.columns) + "|"]
     lines += ["| " + " | ".join(cell(c, v) for c, v in zip(t.columns, r)) + " |" for r in t.itertuples(index=False)]
     return "\n".join(lines)
 

@@ -87,7 +87,8 @@ def measure(hu, labels, kind):
     G = realism.GROUPS
     out = {"hu": {}, "noise": {}, "edges": {}, "contrast": {}, "nps": {}}
     for name in ORGANS:
-        out["hu"][name] = fat_stats(hu, labels, kind) if name == "fat" else realism.hu_stats(hu, labels, G[name].ids(kind))
+        out["hu"][name] = (fat_stats(hu, labels, kind) if name == "fat"
+                           else realism.hu_stats(hu, labels, G[name].ids(kind)))
     for name in ("liver", "spleen", "autochthon"):
         out["noise"][name] = realism.noise_stats(hu, labels, G[name].ids(kind))
     nps = realism.noise_power_spectrum(hu, labels, G["liver"].ids(kind), SPACING)

@@ -5,7 +5,8 @@ priors, lesions, unions or slabs; sampler rank 777, a stream no run trains on), 
 and scores the decoded 64³ patch. The per-structure means are what `TrainConfig.hard_targets` weights by
 (training/difficulty.py keeps the same measure, as a running mean, during training)::
 
-    python benchmarks/patch_dice_by_structure.py --model nano --samples 600 --out docs/eval_session12/train_patch_dice_shipped.csv
+    python benchmarks/patch_dice_by_structure.py --model nano --samples 600 \\
+        --out docs/eval_session12/train_patch_dice_shipped.csv
 """
 from __future__ import annotations
 

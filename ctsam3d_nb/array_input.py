@@ -51,7 +51,8 @@ def ras_affine_to_lps(affine) -> tuple[tuple, tuple, np.ndarray]:
     direction = m / spacing
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
         raise ValueError("affine has sheared (non-orthogonal) voxel axes, which a CT grid cannot represent. "
-                         "Resample the volume onto an orthogonal grid first (e.g. nibabel.processing.resample_to_output).")
+                         "Resample the volume onto an orthogonal grid first "
+                         "(e.g. nibabel.processing.resample_to_output).")
     origin = _RAS_TO_LPS @ a[:3, 3]
     return tuple(float(s) for s in spacing), tuple(float(o) for o in origin), direction
 

@@ -82,7 +82,8 @@ def _label_input(obj, ct, names):
         raise TypeError(f"the label map has dtype {labels.dtype}; pass integer label ids (0 = background) or a bool "
                         "mask")
     if labels.size and labels.min() < 0:
-        raise ValueError(f"the label map holds negative values ({labels.min()}): label ids must be 0..{MAX_LABEL_VALUE}")
+        raise ValueError(f"the label map holds negative values ({labels.min()}): "
+                         f"label ids must be 0..{MAX_LABEL_VALUE}")
     if labels.size and labels.max() > MAX_LABEL_VALUE:
         raise ValueError(f"the label map holds label id {labels.max()}: label ids must be 0..{MAX_LABEL_VALUE}")
     if isinstance(names, str):

@@ -164,7 +164,8 @@ class ModelGrid:
     def _nearest(self, arr: np.ndarray, src_ref: sitk.Image, dst_ref: sitk.Image) -> np.ndarray:
         arr = np.asarray(arr)
         if arr.shape != tuple(src_ref.GetSize()[::-1]):
-            raise ValueError(f"array shape {arr.shape} does not match its grid {tuple(src_ref.GetSize()[::-1])} (z, y, x)")
+            raise ValueError(f"array shape {arr.shape} does not match its grid "
+                             f"{tuple(src_ref.GetSize()[::-1])} (z, y, x)")
         is_bool = arr.dtype == bool
         work = arr.astype(np.uint8) if is_bool else arr
         if work.dtype == np.int64:

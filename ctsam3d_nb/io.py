@@ -111,7 +111,8 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
     elif source is None or isinstance(source, (str, os.PathLike)):
         if geometry:
             raise TypeError(f"{', '.join(f'{k}=' for k in geometry)} only apply to numpy arrays: a file carries "
-                            "its own geometry. Drop the argument (fix a wrong header with SimpleITK, then pass the image).")
+                            "its own geometry. Drop the argument (fix a wrong header with SimpleITK, "
+                            "then pass the image).")
         path = _check_exists(source)
         name = f"'{path}'"
         if path.is_dir():

@@ -23,7 +23,8 @@ def _signed_permutation(ct: CTVolume, lab: sitk.Image):
     a_lab = d_lab * s_lab
     m = np.linalg.solve(a_lab, a_ct)  # lab_ijk = m @ ct_ijk + t
     r = np.rint(m)
-    if not np.allclose(m, r, atol=1e-3) or sorted(np.abs(r).sum(0)) != [1, 1, 1] or abs(abs(np.linalg.det(r)) - 1) > 1e-6:
+    if (not np.allclose(m, r, atol=1e-3) or sorted(np.abs(r).sum(0)) != [1, 1, 1]
+            or abs(abs(np.linalg.det(r)) - 1) > 1e-6):
         return None
     t = np.linalg.solve(a_lab, np.asarray(ct.origin) - np.asarray(lab.GetOrigin()))
     if not np.allclose(t, np.rint(t), atol=1e-2):
@@ -85,10 +86,10 @@ def load_labels(path, like: CTVolume) -> np.ndarray:
         raise CTLoadError(f"'{path}' holds negative values ({lo:.0f}): label ids must be >= 0.")
     if hi > MAX_LABEL_VALUE:
         n = int(np.count_nonzero(arr > MAX_LABEL_VALUE))
-        raise CTLoadError(f"'{path}' holds label value {hi:.0f} ({n} voxels above {MAX_LABEL_VALUE}): label ids lie in "
-                          f"0..{MAX_LABEL_VALUE} (ontology ids 1..{MAX_ID}), so this is not a label map of structure ids "
-                          "(a CT or another image?) or its values overflowed when it was written. Check that it is "
-                          "the right file; relabel it to ids <= 65535 if the values are real ids.")
+        raise CTLoadError(f"'{path}' holds label value {hi:.0f} ({n} voxels above {MAX_LABEL_VALUE}): "
+                          f"label ids lie in 0..{MAX_LABEL_VALUE} (ontology ids 1..{MAX_ID}), so this is not a label "
+                          "map of structure ids (a CT or another image?) or its values overflowed when it was written. "
+                          "Check that it is the right file; relabel it to ids <= 65535 if the values are real ids.")
     # all values are whole numbers in 0..65535 now: the cast is exact (never wraps 2**32 + 5 to 5)
     arr = arr.astype(np.uint8 if hi < 256 else np.uint16, copy=False)
     if like.same_geometry(image):

@@ -51,9 +51,9 @@ def _mask_array(mask, like: CTVolume, what: str) -> np.ndarray:
         raise TypeError(f"mask must be bool or integer labels, got dtype {mask.dtype}; "
                         f"threshold a probability map first (e.g. {what}(prob > 0.5, like=ct ...))")
     if mask.size and (mask.min() < 0 or mask.max() > MAX_LABEL_VALUE):
-        raise ValueError(f"label values must lie in 0..{MAX_LABEL_VALUE} (uint16 ids; ontology ids are 1..{MAX_ID}), got "
-                         f"{mask.min()}..{mask.max()}: they are never wrapped round to a small id. Relabel the map "
-                         "to ids in that range.")
+        raise ValueError(f"label values must lie in 0..{MAX_LABEL_VALUE} (uint16 ids; ontology ids are "
+                         f"1..{MAX_ID}), got {mask.min()}..{mask.max()}: they are never wrapped round to a small id. "
+                         "Relabel the map to ids in that range.")
     return mask.astype(np.uint8 if (mask.max() if mask.size else 0) < 256 else np.uint16)
 
 

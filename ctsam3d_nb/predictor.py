@@ -66,8 +66,8 @@ class Predictor:
             settings = ClickSettings()
         if not isinstance(settings, ClickSettings):
             raise TypeError(f"settings must be a ClickSettings, got {type(settings).__name__} {settings!r}"
-                            + (" (pass the device as a keyword: device=...)" if isinstance(settings, (str, torch.device))
-                               else ""))
+                            + (" (pass the device as a keyword: device=...)"
+                               if isinstance(settings, (str, torch.device)) else ""))
         if setting_fields:
             try:
                 settings = settings.replace(**setting_fields)

@@ -88,7 +88,8 @@ class ObjectState:
         self.clicks.append(Click(tuple(ct_zyx), tuple(grid_zyx), bool(positive)))
 
     def clicks_in(self, origin, factor: int = 1):
-        """Clicks inside patch ``origin`` of zoom level ``factor`` as patch-local ``(z, y, x)`` points and 1/0 labels."""
+        """Clicks inside patch ``origin`` of zoom level ``factor`` as patch-local ``(z, y, x)`` points
+        and 1/0 labels."""
         pts, labels = [], []
         o = np.asarray(origin, float)
         for click in self.clicks:

@@ -107,7 +107,8 @@ def test_bounding_box_is_scipys_box_grown_and_clipped():
         grown = bounding_box(m, pad=2)
         assert grown == tuple(slice(max(r.start - 2, 0), min(r.stop + 2, n)) for r, n in zip(ref, m.shape))
         per_axis = bounding_box(m, pad=(0, 1, 3))  # one pad per axis (anisotropic grids)
-        assert per_axis == tuple(slice(max(r.start - p, 0), min(r.stop + p, n)) for r, p, n in zip(ref, (0, 1, 3), m.shape))
+        assert per_axis == tuple(slice(max(r.start - p, 0), min(r.stop + p, n))
+                                 for r, p, n in zip(ref, (0, 1, 3), m.shape))
     with pytest.raises(ValueError, match="empty"):
         bounding_box(np.zeros((3, 3, 3), bool))
 

@@ -267,7 +267,8 @@ def _sphere_sample(rng, grid):
     target = (zz - c1[0]) ** 2 + (yy - c1[1]) ** 2 + (xx - c1[2]) ** 2 <= r1**2
     distractor = (zz - c2[0]) ** 2 + (yy - c2[1]) ** 2 + (xx - c2[2]) ** 2 <= r2**2
     img[target | distractor] += 0.4  # same look: only the click tells them apart
-    return torch.from_numpy(img)[None], build_prompt_map(None, [c1], [1]), torch.from_numpy(target[None].astype(np.float32))
+    return (torch.from_numpy(img)[None], build_prompt_map(None, [c1], [1]),
+            torch.from_numpy(target[None].astype(np.float32)))
 
 
 def test_nano_learns_to_segment_the_clicked_sphere():

@@ -225,7 +225,8 @@ def _open_save_compare(page, url, path: Path, tracked: bytes):
     page.locator("#jp-main-statusbar", has_text=re.compile(r"\|\s*Idle")).wait_for()  # kernel up: language_info set
     # a widget view's output area is a panel without the data-mime-type attribute rendered outputs have
     panel = "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')"  # this notebook's tab
-    widget_outputs = f"[...{panel}.querySelectorAll('.jp-OutputArea-output')].filter(o => !o.hasAttribute('data-mime-type'))"
+    widget_outputs = (f"[...{panel}.querySelectorAll('.jp-OutputArea-output')]"
+                      ".filter(o => !o.hasAttribute('data-mime-type'))")
     page.wait_for_function(f"""n => {{
         const outs = {widget_outputs};
         return outs.length === n && outs.every(o => (o.querySelector('.jupyter-widgets')

@@ -74,7 +74,8 @@ def test_ranges_cover_the_real_scans(real_means):
             if not np.isfinite(means[name]):
                 continue  # not in this scan
             lo, hi = ranges[tissue]
-            assert lo - 10 <= means[name] <= hi + 10, f"{phase} {name}: real {means[name]:.0f}, phantom {lo:.0f}..{hi:.0f}"
+            assert lo - 10 <= means[name] <= hi + 10, (
+                f"{phase} {name}: real {means[name]:.0f}, phantom {lo:.0f}..{hi:.0f}")
 
 
 def test_phantom_organs_are_near_the_real_ones(real_means):

@@ -75,7 +75,8 @@ def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_
     old = pred.session
     old["settings"] = {k: old["settings"][k] for k in ("growth_budget", "threshold")}  # as such logs were written
     again = Predictor.replay(old, ct, model=RegionModel())
-    assert again.settings.cpp_heatmaps is True and again.settings.cpp_peak_threshold is None and not again.settings.growth_guard
+    assert (again.settings.cpp_heatmaps is True and again.settings.cpp_peak_threshold is None
+            and not again.settings.growth_guard)
     assert again.settings.keep_connected is False
     assert again.stats["cpp_calls"] == pred.stats["cpp_calls"] > 0 and np.array_equal(again.mask, mask)
 
@@ -89,7 +90,8 @@ class BrightHeatModel(RegionModel):
 
 def test_peak_threshold_grows_only_where_the_heatmap_has_a_peak():
     ct, tube, branch = tube_ct(260)
-    none = Predictor(RegionModel(), cpp_heatmaps=True, cpp_peak_threshold=0.5).set_volume(ct)  # all-zero heatmaps: no peak
+    # all-zero heatmaps: no peak
+    none = Predictor(RegionModel(), cpp_heatmaps=True, cpp_peak_threshold=0.5).set_volume(ct)
     none.click((130, 30, 30))
     assert len(none.object.masks.probs) == 1
     pred = Predictor(BrightHeatModel(), cpp_heatmaps=True, cpp_peak_threshold=0.5).set_volume(ct)

@@ -39,8 +39,8 @@ def test_package_data_ships_the_sample_and_py_typed():
     for rel in shipped:
         assert (pkg / rel).is_file()
         assert any(fnmatch.fnmatch(rel, pat) for pat in pd), f"{rel} is not in the wheel's package-data"
-    assert {"phantom_ct.nii.gz", "phantom_labels.nii.gz", "phantom_labels.json"} <= set(cs.sample.sample_paths()[k].name
-                                                                                        for k in ("ct", "labels", "names"))
+    assert {"phantom_ct.nii.gz", "phantom_labels.nii.gz", "phantom_labels.json"} <= set(
+        cs.sample.sample_paths()[k].name for k in ("ct", "labels", "names"))
 
 
 def test_sample_does_not_warn():

@@ -31,10 +31,11 @@ def paint_arms(cv: Canvas, lay: Layout, rng: np.random.Generator) -> dict:
     """Paint both arms hanging beside the trunk, shoulder to below the hips.
 
     Per patient (``rng``): upper-arm and forearm girth, skin fat, the gap to the trunk (-8 to 15 mm: an arm
-    may press on it), humerus length; the arm follows the trunk's side at each level. The humerus (head at the shoulder joint, shaft with fatty marrow, widening to
-    the epicondyles) is ``humerus_left`` / ``humerus_right``; radius and ulna have no TotalSegmentator label
-    and are painted as bone under ``body``. Soft tissue is painted over air only, so where an arm touches
-    the trunk the trunk keeps its outline. Returns ``{side: humeral-head centre (u, v, w)}`` (mm).
+    may press on it), humerus length; the arm follows the trunk's side at each level. The humerus (head at
+    the shoulder joint, shaft with fatty marrow, widening to the epicondyles) is ``humerus_left`` /
+    ``humerus_right``; radius and ulna have no TotalSegmentator label and are painted as bone under ``body``.
+    Soft tissue is painted over air only, so where an arm touches the trunk the trunk keeps its outline.
+    Returns ``{side: humeral-head centre (u, v, w)}`` (mm).
     """
     s = lay.spine_scale
     w_sh = lay.levels["T2"][0] - 4.0 + float(rng.uniform(-8, 8))  # shoulder joint, about the T2 level

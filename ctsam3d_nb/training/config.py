@@ -128,7 +128,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "click_rounds", "save_every", "log_every", "pool_size", "refresh_every"):
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "must be a whole number >= 1")
-        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps", "must be a whole number >= 0")
+        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
+             "must be a whole number >= 0")
         need(isinstance(self.threads, int) and self.threads >= 0, "threads", "must be >= 0 (0 = torch's default)")
         need(isinstance(self.workers, int) and not isinstance(self.workers, bool) and self.workers >= 0, "workers",
              "must be a whole number >= 0")

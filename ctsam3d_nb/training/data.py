@@ -372,7 +372,8 @@ class PatchSampler:
             img_u = self._intensity(self._cut(vol, center, m, 1, scale, warp), lab_u, seed, vol.real)
             image_v = target_v = face = None
             if kind != "subpart" and self.rng.random() < self.p_cpp:  # a sub-part's extent is the prompt's
-                touches = {(a, d): bool(target[(slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any())
+                touches = {(a, d): bool(target[(slice(None),) * a
+                                               + ((slice(0, 2) if d < 0 else slice(-2, None)),)].any())
                            for a in range(3) for d in (-1, 1)}
                 negative = self.p_cpp_negative > 0 and self.rng.random() < self.p_cpp_negative
                 faces = [f for f, t in touches.items() if t != negative]

@@ -57,7 +57,8 @@ def _read_last(run_dir: Path) -> dict:
                               "Export the folder of a run written by python -m ctsam3d_nb.train.")
     if state["config"].get("model") not in MODEL_CONFIGS:
         raise CheckpointError(f"'{last}' was trained as an unknown model {state['config'].get('model')!r} (this "
-                              f"library has {', '.join(MODEL_CONFIGS)}). Export it with the library version that trained it.")
+                              f"library has {', '.join(MODEL_CONFIGS)}). Export it with the library version "
+                              "that trained it.")
     if "ema" in state:  # torch.optim.swa_utils.AveragedModel's state: module.<name> and n_averaged
         state["ema"] = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
     bad = [f"{part}.{k}" for part in ("model", "ema") for k, v in state.get(part, {}).items()
@@ -90,7 +91,8 @@ def export_run(run_dir, path, metadata: dict | None = None, overwrite: bool = Fa
         raise ValueError(f"refusing to write '{path}': that is the run's own {path.name}. Choose another file name, "
                          f"e.g. '{run_dir / 'model.pt'}'.")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' exists; pass --overwrite (overwrite=True) to replace it, or choose another name")
+        raise FileExistsError(f"'{path}' exists; pass --overwrite (overwrite=True) to replace it, "
+                              "or choose another name")
     state = _read_last(run_dir)
     cfg = state["config"]
     model = build_model(cfg["model"])

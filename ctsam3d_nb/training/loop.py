@@ -343,9 +343,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             now = time.perf_counter()
-            metrics.update(step=done, lr=_lr(cfg, step, fraction), grad_norm=float(gnorm), grad_norm_cpp=float(gnorm_cpp),
-                           patches_per_s=n_last / (now - t_last), time=time.time(), skipped_steps=skipped,
-                           precision="bf16" if bf16 else "fp32")
+            metrics.update(step=done, lr=_lr(cfg, step, fraction), grad_norm=float(gnorm),
+                           grad_norm_cpp=float(gnorm_cpp), patches_per_s=n_last / (now - t_last), time=time.time(),
+                           skipped_steps=skipped, precision="bf16" if bf16 else "fp32")
             t_last, n_last = now, 0
             with open(metrics_file, "a") as f:
                 f.write(json.dumps(metrics) + "\n")
