@@ -3,7 +3,8 @@
     python benchmarks/compare_evals.py docs/eval_session7/shipped_ph/clicks.csv /tmp/ev/new_ph/clicks.csv
 
 Both files are ``clicks.csv`` from ``evaluate_shipped.py`` (or ``python -m ctsam3d_nb.evaluate``). Targets
-are matched by dataset, case and structure; only targets present in both count. For each dataset and
+are matched by dataset, case and structure (and session, when both files have one); only targets present in
+both count. For each dataset and
 click it prints the mean Dice of A and of B, the mean paired change B - A with its standard error, and how
 many targets moved up or down by more than ``--margin``. This is how the model card decides whether new
 weights beat the shipped ones.
@@ -27,9 +28,11 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0
         if missing:
             raise ValueError(f"evaluation {name} lacks the columns {missing}: pass the clicks.csv that "
                              "evaluate_shipped.py or ctsam3d_nb.evaluate writes")
+    # sessions of one target (`python -m ctsam3d_nb.evaluate --sessions N`) are paired session by session
+    keys = KEYS + (["session"] if "session" in a.columns and "session" in b.columns else [])
     # keys as text: a file of phantom seeds alone reads its case column as numbers, one with the real case as text
-    a, b = (df[KEYS + ["click", "dice"]].astype({k: str for k in KEYS}) for df in (a, b))
-    m = a.merge(b, on=KEYS + ["click"], suffixes=("_a", "_b"))
+    a, b = (df[keys + ["click", "dice"]].astype({k: str for k in keys}) for df in (a, b))
+    m = a.merge(b, on=keys + ["click"], suffixes=("_a", "_b"))
     rows = []
     for ds, g in m.groupby("dataset", sort=False):
         for k in clicks:

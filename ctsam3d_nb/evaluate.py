@@ -4,16 +4,25 @@
         --model nano --clicks 10 --out results.csv [--structures liver spleen] [--max-cases 5]
     python -m ctsam3d_nb.evaluate --dataset folder --root my_cases --convention btcv --out r.csv
     python -m ctsam3d_nb.evaluate --dataset phantom --seeds 900000 900001 --out phantom.csv
+    python -m ctsam3d_nb.evaluate ... --sessions 4 --first-click-depth 0   # first clicks anywhere inside
 
-One CSV row per case × structure × click (columns: `CSV_COLUMNS`). Every
+One CSV row per case × structure × session × click (columns: `CSV_COLUMNS`). Every
 structure present in a case's label map is evaluated (or those of
 ``--structures``); structures absent from a case are skipped, not scored.
 
+Sessions: session 1 of a target clicks first at its deepest point (the field's
+protocol); with ``--sessions N`` sessions 2..N click first at a voxel drawn with
+seed ``session - 1`` among those at least ``--first-click-depth`` as deep as that
+point (0.5 by default; 0 = anywhere in the target, as users may click near an
+edge), so one-click figures rest on N first clicks per target, not one. Later
+clicks follow the errors as always; every session starts a fresh object.
+
 Resuming: the rows of a case are appended and flushed in one go when the case
 is done, so a run started again with the same ``--out`` skips finished
-(dataset, case, structure) targets. A case that already has rows counts as
-finished, unless ``--structures`` names structures it has no rows for (to add
-structures to finished cases, name them). Rows of a case cut off by an
+(dataset, case, structure, session) targets. A case that already has rows of
+sessions 1..N counts as finished, unless ``--structures`` names structures it has
+no rows for (to add structures to finished cases, name them; to add sessions,
+raise ``--sessions``). Rows of a case cut off by an
 interruption are dropped and the case is redone.
 """
 from __future__ import annotations
@@ -39,9 +48,9 @@ from .settings import add_arguments, from_arguments
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
 #: Columns of the results CSV (``hd95`` is added before ``model`` with --hd95).
-CSV_COLUMNS = ("dataset", "case", "structure", "structure_id",
-               *(c for c in RECORD_COLUMNS if c != "structure"), "model")
-_TARGET = ["dataset", "case", "structure"]
+CSV_COLUMNS = ("dataset", "case", "structure", "structure_id", "session",
+               *(c for c in RECORD_COLUMNS if c != "structure"), "first_click_depth", "model")
+_TARGET = ["dataset", "case", "structure", "session"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     p.add_argument("--hd95", action="store_true", help="also record the 95%% Hausdorff distance per click")
+    p.add_argument("--sessions", type=int, default=1,
+                   help="sessions per target: 1 clicks first at the deepest point; 2..N at seeded voxels at least "
+                   "--first-click-depth as deep (default 1)")
+    p.add_argument("--first-click-depth", type=float, default=0.5,
+                   help="sessions 2..N: least depth of the first click as a fraction of the deepest point's, "
+                   "0..1 (default 0.5; 0 = anywhere in the target)")
     add_arguments(p)  # one flag per ClickSettings field: --mode, --growth-budget, --cpp-heatmaps, ...
     g = p.add_argument_group("dataset options")
     g.add_argument("--split", help="totalsegmentator: train/val/test (meta.csv); word: train/val/test; "
@@ -111,6 +126,8 @@ def _read_done(out: Path, n_clicks: int) -> pd.DataFrame:
     missing = [c for c in ("dataset", "case", "structure", "click", "dice") if c not in old.columns]
     if missing:
         raise ValueError(f"'{out}' is not a results file of this tool (no columns {missing}); pick another --out")
+    # files of versions before sessions: every target was one session with its first click at the deepest point
+    old["session"] = old["session"].fillna(1).astype(int) if "session" in old.columns else 1
     ok = old.dropna(subset=["click", "dice"])
     counts = ok.groupby(_TARGET)["click"].agg(["size", "max"])
     partial = counts[(counts["size"] != n_clicks) | (counts["max"] != n_clicks)]
@@ -151,6 +168,26 @@ def _load_model(args):
                                 "add --random-weights.") from None
 
 
+def _check_depth(done_rows: pd.DataFrame, args, out: Path):
+    """Refuse to resume sessions 2..N with another --first-click-depth than the file's (they would mix)."""
+    if "first_click_depth" not in done_rows.columns:
+        return
+    seeded = done_rows.loc[done_rows["session"] > 1, "first_click_depth"].dropna().unique()
+    other = [float(d) for d in seeded if not np.isclose(float(d), args.first_click_depth)]
+    if other:
+        raise ValueError(f"'{out}' holds sessions whose first clicks were drawn at --first-click-depth {other[0]}, "
+                         f"not {args.first_click_depth}: resume with --first-click-depth {other[0]}, or write to "
+                         "another --out.")
+
+
+def _finished_cases(done: set, sessions: list[str]) -> set:
+    """(dataset, case) pairs where every structure with rows has every session in ``sessions``."""
+    by_case: dict = {}
+    for d, c, s, k in done:
+        by_case.setdefault((d, c), {}).setdefault(s, set()).add(k)
+    return {dc for dc, st in by_case.items() if all(set(sessions) <= ks for ks in st.values())}
+
+
 def _targets(labels: np.ndarray, wanted) -> list[tuple[str, int]]:
     """(name, ontology id) of the structures present in ``labels``, in the order asked or by id."""
     present = {int(v) for v in np.unique(labels) if v != 0}
@@ -165,6 +202,12 @@ def run(args) -> pd.DataFrame:
         raise ValueError(f"--clicks must be >= 1, got {args.clicks}")
     if args.max_cases is not None and args.max_cases < 1:
         raise ValueError(f"--max-cases must be >= 1 (leave it out to evaluate every case), got {args.max_cases}")
+    if args.sessions < 1:
+        raise ValueError(f"--sessions must be >= 1 (1: one session per target, first click at its deepest point), "
+                         f"got {args.sessions}")
+    if not 0 <= args.first_click_depth <= 1:
+        raise ValueError(f"--first-click-depth must be in [0, 1] (a fraction of the deepest point's depth), "
+                         f"got {args.first_click_depth}")
     settings = from_arguments(args)  # ValueError names the bad flag's field
     ds = _open(args)
     wanted = _wanted_structures(args, ds)
@@ -172,15 +215,17 @@ def run(args) -> pd.DataFrame:
     out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     done_rows = _read_done(out, args.clicks)
+    _check_depth(done_rows, args, out)
     done = set(map(tuple, done_rows[_TARGET].drop_duplicates().astype(str).to_numpy()))
-    done_cases = {(d, c) for d, c, _ in done}
+    sessions = [str(k) for k in range(1, args.sessions + 1)]
+    done_cases = _finished_cases(done, sessions)
     columns = list(CSV_COLUMNS) if not args.hd95 else [*CSV_COLUMNS[:-1], "hd95", "model"]
     if len(done_rows):
         # keep an existing file's column order; columns added by a newer version go at the end
-        # (the file is rewritten once so its header names them; old rows leave them empty)
+        # (the file is rewritten once so its header names them; old rows leave them empty, old sessions are 1)
         added = [c for c in columns if c not in done_rows.columns]
         columns = list(done_rows.columns) + added
-        if added:
+        if columns != list(pd.read_csv(out, nrows=0).columns):
             _atomic_write(done_rows.reindex(columns=columns), out)
     model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
     predictor = None
@@ -188,21 +233,29 @@ def run(args) -> pd.DataFrame:
     try:
         for case in bar:
             if (wanted is None and (args.dataset, case) in done_cases) or (
-                    wanted is not None and all((args.dataset, case, s) in done for s in wanted)):
+                    wanted is not None and all((args.dataset, case, s, k) in done for s in wanted for k in sessions)):
                 continue  # finished in an earlier run
             ct, labels = ds.load(case)
-            todo = [(n, i) for n, i in _targets(labels, wanted) if (args.dataset, case, n) not in done]
+            # session-major: each session is a new user session on the CT (fresh objects and encoder features),
+            # in which the structures are segmented one after another
+            todo = [(n, i, k) for k in range(1, args.sessions + 1) for n, i in _targets(labels, wanted)
+                    if (args.dataset, case, n, str(k)) not in done]
             if not todo:
                 continue
             if predictor is None:
                 predictor = Predictor(_load_model(args), settings, device=args.device)
             predictor.set_volume(ct)
             frames = []
-            for name, sid in todo:
-                bar.set_postfix_str(f"{case}: {name}")
+            for j, (name, sid, k) in enumerate(todo):
+                if j and k != todo[j - 1][2]:
+                    predictor.set_volume(ct)
+                bar.set_postfix_str(f"{case}: {name}" + (f" (session {k})" if args.sessions > 1 else ""))
                 df = evaluate_interactive(predictor, ct, labels == sid, n_clicks=args.clicks,
-                                          nsd_tolerance_mm=args.nsd_tolerance, structure=name, with_hd95=args.hd95)
-                frames.append(df.assign(dataset=args.dataset, case=case, structure_id=sid, model=model_name))
+                                          nsd_tolerance_mm=args.nsd_tolerance, structure=name, with_hd95=args.hd95,
+                                          first_click_seed=None if k == 1 else k - 1,
+                                          first_click_depth=args.first_click_depth)
+                frames.append(df.assign(dataset=args.dataset, case=case, structure_id=sid, session=k,
+                                        first_click_depth=args.first_click_depth, model=model_name))
             _append(pd.concat(frames, ignore_index=True), out, columns)
             last = pd.concat(frames)
             final = last.loc[last["click"] == args.clicks, "dice"].mean()

@@ -65,3 +65,15 @@ def test_a_phantom_only_file_pairs_with_one_that_holds_the_real_case(tmp_path, c
     assert pd.read_csv(a)["case"].dtype != pd.read_csv(b)["case"].dtype
     assert compare_evals.main([str(a), str(b), "--clicks", "1"]) == 0
     assert "| phantom (held out) | 1 | 1 | 0.400 | 0.500 | +0.100 |" in capsys.readouterr().out
+
+
+def test_sessions_are_paired_session_by_session():
+    """Files of `python -m ctsam3d_nb.evaluate --sessions N` hold N sessions per target: pair session k with k."""
+    a = clicks({("1", "liver"): [0.4, 0.6], ("1", "aorta"): [0.3, 0.5]}).assign(session=1)
+    a2 = clicks({("1", "liver"): [0.2, 0.6], ("1", "aorta"): [0.1, 0.5]}).assign(session=2)
+    b = clicks({("1", "liver"): [0.5, 0.6], ("1", "aorta"): [0.3, 0.5]}).assign(session=1)
+    b2 = clicks({("1", "liver"): [0.2, 0.6], ("1", "aorta"): [0.3, 0.5]}).assign(session=2)
+    t = compare_evals.paired(pd.concat([a, a2]), pd.concat([b, b2]), clicks=(1,))
+    one = t.iloc[0]
+    assert one.n == 4 and one.change == pytest.approx((0.1 + 0.0 + 0.0 + 0.2) / 4)
+    assert (one.better, one.worse) == (2, 0)

@@ -221,6 +221,42 @@ def test_cli_writes_rows_resumes_and_prints_summary(tmp_path, region_loader, cap
     assert "--clicks" in capsys.readouterr().err
 
 
+def test_cli_sessions_draw_other_first_clicks_resume_and_refuse_another_depth(tmp_path, region_loader, capsys):
+    root, out = tmp_path / "data", tmp_path / "s.csv"
+    write_case(root, "case_a", 0)
+    argv = ["--dataset", "folder", "--root", str(root), "--clicks", "2", "--out", str(out), "--device", "cpu",
+            "--growth-budget", "1", "--sessions", "3", "--first-click-depth", "0"]
+    assert main(argv) == 0
+    df = pd.read_csv(out, dtype={"case": str})
+    assert len(df) == 2 * 3 * 2  # structures x sessions x clicks
+    assert (df["first_click_depth"] == 0).all()
+    first = df[df["click"] == 1].set_index(["structure", "session"])[["z", "y", "x"]]
+    for s in ("liver", "spleen"):
+        pts = {tuple(first.loc[(s, k)]) for k in (1, 2, 3)}
+        assert len(pts) == 3  # three sessions, three different first clicks
+        assert tuple(first.loc[(s, 1)])[0] == 12  # session 1: the deepest point, the ball's centre slice
+    printed = capsys.readouterr().out
+    assert "| liver | 3 |" in printed  # the summary counts each session as a target
+
+    argv4 = [a if a != "3" else "4" for a in argv]
+    assert main(argv4) == 0  # raising --sessions adds only the new session
+    more = pd.read_csv(out, dtype={"case": str})
+    assert len(more) == 2 * 4 * 2 and sorted(more["session"].unique()) == [1, 2, 3, 4]
+    assert more[more["session"] <= 3].reset_index(drop=True).equals(df)
+
+    assert main([*argv4[:-1], "0.5"]) == 2  # another depth would mix sessions drawn differently: refused
+    assert "--first-click-depth 0.0" in capsys.readouterr().err
+    assert len(pd.read_csv(out)) == 16
+    assert main([*argv[:-3], "0", "--first-click-depth", "0"]) == 2
+    assert "--sessions must be >= 1" in capsys.readouterr().err
+
+    old = more[more["session"] == 1].drop(columns=["session", "first_click_depth"])  # a file from before sessions
+    old.to_csv(out, index=False)
+    assert main([*argv[:-4], "--sessions", "2"]) == 0
+    mixed = pd.read_csv(out, dtype={"case": str})
+    assert sorted(mixed.groupby("session").size().items()) == [(1, 4), (2, 4)]  # old rows read as session 1
+
+
 def test_cli_structures_max_cases_and_random_weights_flag(tmp_path, region_loader):
     root, out = tmp_path / "data", tmp_path / "r.csv"
     write_case(root, "case_a", 0)

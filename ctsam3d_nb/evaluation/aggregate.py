@@ -9,9 +9,11 @@ gt_voxels, gt_ml``. ``dataset``, ``case``, ``nsd``, ``latency_s`` and
 
 Definitions:
 
-* A *target* is one (dataset, case, structure). Every statistic is first
-  computed per target, then averaged over targets (each target weighs the same,
-  whatever its size), as in the interactive-segmentation literature.
+* A *target* is one (dataset, case, structure), or one (dataset, case, structure,
+  session) when the records have a ``session`` column (``python -m ctsam3d_nb.evaluate
+  --sessions N``: each session of a target starts from a different first click). Every
+  statistic is first computed per target, then averaged over targets (each target weighs
+  the same, whatever its size), as in the interactive-segmentation literature.
 * ``dice@k`` / ``nsd@k``: the value after click ``k`` (1-based).
 * ``noc@t`` (number of clicks): the first click ``k`` with ``dice >= t``
   (t = 0.80, 0.85, 0.90). A target that never reaches ``t`` counts as
@@ -35,6 +37,11 @@ SIZE_CLASSES = (("small", 0.0, 10.0), ("medium", 10.0, 100.0), ("large", 100.0, 
 DEFAULT_KS = (1, 3, 5, 10)
 DEFAULT_THRESHOLDS = (0.80, 0.85, 0.90)
 _TARGET = ["dataset", "case", "structure"]
+
+
+def _keys(df: pd.DataFrame) -> list[str]:
+    """The columns naming one target: `_TARGET`, plus ``session`` when the records have one."""
+    return _TARGET + (["session"] if "session" in df.columns else [])
 
 
 def size_class(gt_ml) -> np.ndarray:
@@ -65,31 +72,37 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = default
     df["case"] = df["case"].astype(str)
     df["click"] = df["click"].astype(int)
-    dup = df.duplicated(_TARGET + ["click"])
+    if "session" in df.columns:  # rows of files written before sessions were one session each
+        df["session"] = df["session"].fillna(1).astype(int)
+    keys = _keys(df) + ["click"]
+    dup = df.duplicated(keys)
     if dup.any():
-        first = df.loc[dup, _TARGET + ["click"]].iloc[0].tolist()
-        raise ValueError(f"{int(dup.sum())} duplicate (dataset, case, structure, click) rows, e.g. {first}; "
+        first = df.loc[dup, keys].iloc[0].tolist()
+        raise ValueError(f"{int(dup.sum())} duplicate ({', '.join(keys)}) rows, e.g. {first}; "
                          "was a results file appended twice?")
     return df
 
 
 def per_target(df: pd.DataFrame, ks=DEFAULT_KS, thresholds=DEFAULT_THRESHOLDS) -> pd.DataFrame:
-    """One row per target (dataset, case, structure) with its statistics.
+    """One row per target (dataset, case, structure[, session]) with its statistics.
 
     Returns:
-        Columns ``dataset, case, structure, gt_ml, size_class, n_clicks``, then
+        Columns ``dataset, case, structure`` (and ``session`` when the records have it),
+        ``gt_ml, size_class, n_clicks``, then
         ``dice@k`` and ``nsd@k`` for each ``k`` in ``ks`` that is at most the largest
         click count (NaN for a target with fewer clicks), ``noc@t`` (capped at the
         target's ``n_clicks``), ``fail@t`` (True if ``t`` was never reached), and
         ``latency_s`` (mean over non-carried clicks), and ``patches@k`` (64³ patches the
         object spans after click ``k``) when the records have a ``patches`` column.
     """
-    df = _prepare(df).sort_values(_TARGET + ["click"])
+    df = _prepare(df)
+    keys = _keys(df)
+    df = df.sort_values(keys + ["click"])
     max_click = int(df["click"].max())
     ks = [int(k) for k in ks if int(k) <= max_click]
-    dice_w = df.pivot(index=_TARGET, columns="click", values="dice")
-    nsd_w = df.pivot(index=_TARGET, columns="click", values="nsd")
-    g = df.groupby(_TARGET, sort=True)
+    dice_w = df.pivot(index=keys, columns="click", values="dice")
+    nsd_w = df.pivot(index=keys, columns="click", values="nsd")
+    g = df.groupby(keys, sort=True)
     out = pd.DataFrame(index=dice_w.index)
     out["gt_ml"] = g["gt_ml"].first()
     out["size_class"] = size_class(out["gt_ml"].to_numpy())
@@ -106,11 +119,11 @@ def per_target(df: pd.DataFrame, ks=DEFAULT_KS, thresholds=DEFAULT_THRESHOLDS) -
         out[f"noc@{_pct(t)}"] = np.where(reached, hit.argmax(axis=1) + 1, n).astype(int)
         out[f"fail@{_pct(t)}"] = ~reached
     if "patches" in df.columns:
-        patches_w = df.pivot(index=_TARGET, columns="click", values="patches").where(lambda p: p >= 0)
+        patches_w = df.pivot(index=keys, columns="click", values="patches").where(lambda p: p >= 0)
         for k in ks:
             out[f"patches@{k}"] = patches_w[k] if k in patches_w.columns else np.nan
     made = df[~df["carried"].astype(bool)]
-    out["latency_s"] = made.groupby(_TARGET)["latency_s"].mean().reindex(out.index)
+    out["latency_s"] = made.groupby(keys)["latency_s"].mean().reindex(out.index)
     return out.reset_index()
 
 
