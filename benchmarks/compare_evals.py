@@ -28,8 +28,15 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0
         if missing:
             raise ValueError(f"evaluation {name} lacks the columns {missing}: pass the clicks.csv that "
                              "evaluate_shipped.py or ctsam3d_nb.evaluate writes")
-    # sessions of one target (`python -m ctsam3d_nb.evaluate --sessions N`) are paired session by session
-    keys = KEYS + (["session"] if "session" in a.columns and "session" in b.columns else [])
+    # sessions of one target (`python -m ctsam3d_nb.evaluate --sessions N`) are paired session by session; a file
+    # without sessions (earlier versions, evaluate_shipped.py) holds session 1 only
+    a, b = (df.assign(session=df["session"].fillna(1).astype(int) if "session" in df.columns else 1) for df in (a, b))
+    depths = [set(df.loc[df["session"] > 1, "first_click_depth"].dropna().round(6))
+              if "first_click_depth" in df.columns else set() for df in (a, b)]
+    if depths[0] and depths[1] and depths[0] != depths[1]:
+        raise ValueError(f"A's sessions 2.. drew first clicks at --first-click-depth {sorted(depths[0])}, B's at "
+                         f"{sorted(depths[1])}: their sessions are not the same clicks; compare files made alike")
+    keys = KEYS + ["session"]
     # keys as text: a file of phantom seeds alone reads its case column as numbers, one with the real case as text
     a, b = (df[keys + ["click", "dice"]].astype({k: str for k in keys}) for df in (a, b))
     m = a.merge(b, on=keys + ["click"], suffixes=("_a", "_b"))
@@ -69,7 +76,10 @@ def main(argv=None) -> int:
     for p in (args.a, args.b):
         if not p.is_file():
             ap.error(f"{p} not found: pass the clicks.csv files of two evaluations")
-    t = paired(pd.read_csv(args.a), pd.read_csv(args.b), args.clicks, args.margin)
+    try:
+        t = paired(pd.read_csv(args.a), pd.read_csv(args.b), args.clicks, args.margin)
+    except ValueError as e:  # a file that is not a clicks.csv, or sessions drawn differently
+        ap.error(str(e))
     if t.empty:
         print("no target is in both evaluations (dataset, case and structure must match)", file=sys.stderr)
         return 1

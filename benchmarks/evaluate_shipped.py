@@ -167,8 +167,8 @@ def main(argv=None):
                          "not every other labelled structure (ribs, humeri, muscles, ...)")
     ap.add_argument("--real-sessions", type=int, default=1, metavar="N",
                     help="sessions per real target: the first clicks at its deepest point (case 'dicom_series'), "
-                         "sessions 2..N at a seeded voxel at least half as deep (case 'dicom_series, first click "
-                         "k'), so the 8 headline targets give 8N first clicks instead of 8")
+                         "sessions 2..N at a seeded voxel at least --first-click-depth as deep (case 'dicom_series, "
+                         "first click k'), so the 8 headline targets give 8N first clicks instead of 8")
     ap.add_argument("--first-click-depth", type=float, default=0.5, metavar="F",
                     help="with --real-sessions: the seeded first clicks land at least this fraction as deep as the "
                          "deepest point (default 0.5; 0 = anywhere in the target)")

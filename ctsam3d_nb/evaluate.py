@@ -131,7 +131,10 @@ def _read_done(out: Path, n_clicks: int) -> pd.DataFrame:
     ok = old.dropna(subset=["click", "dice"])
     counts = ok.groupby(_TARGET)["click"].agg(["size", "max"])
     partial = counts[(counts["size"] != n_clicks) | (counts["max"] != n_clicks)]
-    if not partial.empty:
+    with open(out, "rb") as f:  # a write cut inside a row leaves no final newline, whatever fields it kept
+        f.seek(-1, os.SEEK_END)
+        cut_row = f.read(1) != b"\n"
+    if len(old) and (cut_row or not partial.empty):
         # a case's rows are written in one go: only the last case can have been cut off
         last_case = tuple(old[["dataset", "case"]].iloc[-1])
         others = [t for t in partial.index if t[:2] != last_case or counts.loc[t, "size"] > n_clicks]
@@ -170,7 +173,7 @@ def _load_model(args):
 
 def _check_depth(done_rows: pd.DataFrame, args, out: Path):
     """Refuse to resume sessions 2..N with another --first-click-depth than the file's (they would mix)."""
-    if "first_click_depth" not in done_rows.columns:
+    if "first_click_depth" not in done_rows.columns or args.sessions == 1:  # session 1 draws nothing
         return
     seeded = done_rows.loc[done_rows["session"] > 1, "first_click_depth"].dropna().unique()
     other = [float(d) for d in seeded if not np.isclose(float(d), args.first_click_depth)]
@@ -220,7 +223,7 @@ def run(args) -> pd.DataFrame:
     sessions = [str(k) for k in range(1, args.sessions + 1)]
     done_cases = _finished_cases(done, sessions)
     columns = list(CSV_COLUMNS) if not args.hd95 else [*CSV_COLUMNS[:-1], "hd95", "model"]
-    if len(done_rows):
+    if out.exists() and out.stat().st_size > 0:  # rows or a header only: new rows go under its header
         # keep an existing file's column order; columns added by a newer version go at the end
         # (the file is rewritten once so its header names them; old rows leave them empty, old sessions are 1)
         added = [c for c in columns if c not in done_rows.columns]

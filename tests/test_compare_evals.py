@@ -49,8 +49,9 @@ def test_cli_reads_two_files_and_refuses_what_it_cannot_pair(tmp_path, capsys):
     assert compare_evals.main([str(a), str(b)]) == 1
     assert "no target is in both" in capsys.readouterr().err
     pd.DataFrame({"dice": [0.5]}).to_csv(b, index=False)
-    with pytest.raises(ValueError, match="lacks the columns"):
+    with pytest.raises(SystemExit):  # one error line, exit status 2, no traceback
         compare_evals.main([str(a), str(b)])
+    assert "lacks the columns" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         compare_evals.main([str(a), str(tmp_path / "missing.csv")])
     assert "not found" in capsys.readouterr().err
@@ -77,3 +78,13 @@ def test_sessions_are_paired_session_by_session():
     one = t.iloc[0]
     assert one.n == 4 and one.change == pytest.approx((0.1 + 0.0 + 0.0 + 0.2) / 4)
     assert (one.better, one.worse) == (2, 0)
+
+
+def test_a_file_without_sessions_pairs_with_session_1_only_and_other_depths_are_refused():
+    old = clicks({("1", "liver"): [0.4, 0.6], ("1", "aorta"): [0.3, 0.5]})  # evaluate_shipped.py, earlier CLI files
+    new = pd.concat([clicks({("1", "liver"): [0.5, 0.6], ("1", "aorta"): [0.3, 0.5]}).assign(session=k)
+                     for k in (1, 2, 3)]).assign(first_click_depth=0.0)
+    t = compare_evals.paired(old, new, clicks=(1,))
+    assert t.iloc[0].n == 2 and t.iloc[0].change == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="first-click-depth"):
+        compare_evals.paired(new, new.assign(first_click_depth=0.5), clicks=(1,))

@@ -74,6 +74,8 @@ def test_input_validation(predictor, scene):
         evaluate_interactive(predictor, ct, ball[:-1])
     with pytest.raises(ValueError, match="n_clicks"):
         evaluate_interactive(predictor, ct, ball, n_clicks=0)
+    with pytest.raises(ValueError, match="first_click_depth"):
+        evaluate_interactive(predictor, ct, ball, first_click_seed=1, first_click_depth=2)
 
 
 def test_seeded_first_clicks_land_deep_inside_the_target_and_differ(predictor, scene):
@@ -250,11 +252,23 @@ def test_cli_sessions_draw_other_first_clicks_resume_and_refuse_another_depth(tm
     assert main([*argv[:-3], "0", "--first-click-depth", "0"]) == 2
     assert "--sessions must be >= 1" in capsys.readouterr().err
 
+    assert main(argv[:-4]) == 0  # one session draws no seeded click: any depth in the file is fine
+
     old = more[more["session"] == 1].drop(columns=["session", "first_click_depth"])  # a file from before sessions
     old.to_csv(out, index=False)
     assert main([*argv[:-4], "--sessions", "2"]) == 0
     mixed = pd.read_csv(out, dtype={"case": str})
     assert sorted(mixed.groupby("session").size().items()) == [(1, 4), (2, 4)]  # old rows read as session 1
+
+    old.iloc[:-1].to_csv(out, index=False)  # an old file whose only case was cut off: a header is left
+    assert main(argv[:-4]) == 0
+    redone = pd.read_csv(out, dtype={"case": str})
+    assert len(redone) == 4 and (redone["session"] == 1).all() and (redone["model"] == "nano").all()
+
+    text = out.read_text()  # a write cut inside the last row, after its dice field: no final newline
+    out.write_text(text[:text.rstrip("\n").rfind(",", 0, len(text) - 40)])
+    assert main(argv[:-4]) == 0
+    assert len(pd.read_csv(out)) == 4 and "dropped" in capsys.readouterr().err
 
 
 def test_cli_structures_max_cases_and_random_weights_flag(tmp_path, region_loader):

@@ -114,6 +114,9 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
     if first_click_seed is not None and (isinstance(first_click_seed, bool)
                                          or not isinstance(first_click_seed, (int, np.integer))):
         raise TypeError(f"first_click_seed must be an integer or None, got {first_click_seed!r}")
+    if not 0 <= first_click_depth <= 1:  # before any work; the message names this function's argument
+        raise ValueError(f"first_click_depth must be in [0, 1] (a fraction of the deepest point's depth), "
+                         f"got {first_click_depth!r}")
     n_clicks = int(n_clicks)
     name = structure or "target"
     if getattr(predictor, "ct", None) is not ct:
