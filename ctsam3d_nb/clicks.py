@@ -67,7 +67,9 @@ def _coarse_pick(sub: np.ndarray, spacing, rng: np.random.Generator, min_fractio
 def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None,
                 min_fraction: float = 0.5) -> tuple[int, int, int]:
     """First click for target ``gt`` (bool ``(z, y, x)``): its deepest interior point, or with ``rng`` a random
-    voxel at least ``min_fraction`` as deep (`deepest_point`; 0 = any voxel of the target)."""
+    voxel at least ``min_fraction`` as deep (`deepest_point`; 0 = any voxel of the target; on targets whose box
+    passes 32³ voxels the seeded pick runs on 2×2×2 blocks wholly inside it, so it stays off the outermost
+    voxel layer)."""
     if not 0 <= min_fraction <= 1:
         raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
     return deepest_point(gt, spacing, rng, min_fraction)
