@@ -57,6 +57,30 @@ def test_bf16_precision_gives_the_fp32_loss_and_gradients():
         assert g.norm() < 2 * g32.norm()
 
 
+def test_convs_on_small_maps_keep_float32_weight_gradients_under_cpu_autocast():
+    """oneDNN's bf16 3D weight gradient on a 2x2x2 map (channels-last, the decoder's coarsest level) came out
+    ~1e30 instead of ~1, or inf, in every trial on an AVX512-BF16 CPU without AMX (torch 2.13); larger maps were
+    right. conv3d runs such convs in float32 under CPU autocast: their weight gradients equal float32's."""
+    import torch.nn.functional as F
+
+    from ctsam3d_nb.modeling.common import SMALL_CONV_VOXELS, conv3d
+
+    for side, cin, cout in ((2, 3, 16), (2, 96, 96), (4, 64, 64), (8, 32, 32), (16, 16, 16)):
+        torch.manual_seed(side + cin)
+        x = torch.randn(2, cin, side, side, side).to(memory_format=torch.channels_last_3d)
+        w = torch.randn(cout, cin, 3, 3, 3, requires_grad=True)
+        upstream = torch.randn(2, cout, side, side, side)
+        (F.conv3d(x, w, None, 1, 1) * upstream).sum().backward()
+        g32, w.grad = w.grad.clone(), None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv3d(x, w, None, 1, 1)
+        (y.float() * upstream).sum().backward()
+        small = side ** 3 <= SMALL_CONV_VOXELS
+        assert (y.dtype == torch.float32) == small, (side, y.dtype)
+        err = float((w.grad - g32).abs().max() / g32.abs().max())
+        assert err < (1e-5 if small else 0.05), (side, cin, err)  # float32 exactly; bf16 to its round-off
+
+
 def test_auto_precision_takes_bf16_only_on_cpus_with_bf16_hardware(tmp_path, monkeypatch):
     """precision="auto" picks bf16 on an x86 CPU only when its flags name AVX512-BF16 or AMX: oneDNN reports
     bf16 support on every AVX512 CPU, where bf16 is emulated and the step is slower (docs/benchmarks.md)."""
@@ -91,16 +115,18 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_non_finite_step_is_skipped_not_applied(tmp_path, monkeypatch):
-    """A step whose loss/gradient is inf or NaN (possible under bf16) leaves the weights as they were."""
+@pytest.mark.parametrize("factor", [float("inf"), 1e12])
+def test_a_non_finite_or_absurd_step_is_skipped_not_applied(tmp_path, monkeypatch, factor):
+    """A step whose loss/gradient is inf or NaN, or whose gradient norm is absurd (a broken bf16 kernel gave
+    1e30), leaves the weights as they were."""
     import ctsam3d_nb.training.loop as loop
 
     real_loss, calls = loop.mask_loss, []
 
-    def poisoned(*a, **k):  # the first step's loss is infinite
+    def poisoned(*a, **k):  # the first step's loss is infinite, or finite with a gradient norm of ~1e11
         calls.append(1)
         loss = real_loss(*a, **k)
-        return loss * float("inf") if len(calls) <= 2 else loss  # click_rounds=2: 2 calls per step
+        return loss * factor if len(calls) <= 2 else loss  # click_rounds=2: 2 calls per step
 
     monkeypatch.setattr(loop, "mask_loss", poisoned)
     model = train(_cfg(tmp_path, steps=2), progress=False)

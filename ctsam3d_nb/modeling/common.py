@@ -83,6 +83,10 @@ def _can_route(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:
     )
 
 
+#: Convs whose input has at most this many voxels per channel run float32 under CPU autocast (see conv3d).
+SMALL_CONV_VOXELS = 8 ** 3
+
+
 def _cpu_autocast() -> bool:
     try:
         return torch.is_autocast_enabled("cpu")
@@ -105,10 +109,11 @@ def conv3d(
     everywhere else it is ``F.conv3d``. Results agree to float32 round-off
     (different summation order), gradients included.
     """
-    if groups > 1 and x.device.type == "cpu" and _cpu_autocast():
-        # Grouped (depthwise) convs stay float32 under CPU bfloat16 autocast: oneDNN's bf16 depthwise 3D
-        # weight gradient on channels-last input came out inf or non-deterministic in training steps
-        # (torch 2.13, AVX512-BF16 CPU; tests/test_training.py). They are cheap; float32 costs nothing.
+    if x.device.type == "cpu" and _cpu_autocast() and (groups > 1 or x[0, 0].numel() <= SMALL_CONV_VOXELS):
+        # Grouped (depthwise) convs and convs on small maps stay float32 under CPU bfloat16 autocast: oneDNN's
+        # bf16 3D weight gradient came out inf, non-deterministic or ~1e30 instead of ~1e-4 there in training
+        # steps (torch 2.13; depthwise on an AMX CPU, the decoder's 2³ level on an AVX512-BF16 CPU without AMX
+        # in 10 of 16 steps: tests/test_training_step.py, docs/benchmarks.md). They are cheap in float32.
         with torch.autocast("cpu", enabled=False):
             return conv3d(x.float(), weight.float(), None if bias is None else bias.float(), stride, padding,
                           dilation, groups)

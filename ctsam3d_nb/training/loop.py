@@ -32,6 +32,10 @@ from .data import PatchSampler, dataset_source, find_pairs, folder_source, phant
 from .losses import dice_score, heatmap_loss, mask_loss
 
 SLAB = PATCH - STRIDE  # overlap depth of neighbouring patches
+#: A step whose gradient norm (before clipping) is above this is skipped like a non-finite one. Real steps give
+#: 0.1-10; a broken bf16 kernel gave 1e30 (modeling/common.conv3d), which clipping would turn into a full-size
+#: update of that one weight while every other gradient shrinks to nothing.
+SANE_GRAD_NORM = 1e6
 
 
 class TrainStep(torch.nn.Module):
@@ -310,7 +314,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
                desc=f"train {cfg.model}")
     t_last, n_last = time.perf_counter(), 0
     model.train()
-    done, skipped = start, 0  # skipped: steps whose update was dropped for a non-finite gradient (this process)
+    done, skipped = start, 0  # skipped: steps whose update was dropped for a non-finite or absurd gradient
     for step in bar:
         rng = np.random.default_rng([cfg.seed, rank, step, 3])
         torch.manual_seed(cfg.seed * 7919 + step * 31 + rank)
@@ -327,7 +331,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             difficulty.update(batch["difficulty_ids"], first_dices)
         loss.backward()
         gnorm, gnorm_cpp = clip_gradients(model, cfg.grad_clip)
-        finite = bool(torch.isfinite(gnorm) & torch.isfinite(gnorm_cpp) & torch.isfinite(loss.detach()))
+        finite = bool((gnorm < SANE_GRAD_NORM) & (gnorm_cpp < SANE_GRAD_NORM) & torch.isfinite(loss.detach()))
         if distributed:  # every rank skips the same steps (DDP has averaged the gradients already)
             flag = torch.tensor([float(finite)], device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
@@ -336,7 +340,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
             opt.step()
             if ema is not None:
                 ema.update_parameters(model)
-        else:  # a non-finite loss or gradient (rare under bf16): skip the update rather than poison the weights
+        else:  # a non-finite loss, or a non-finite or absurd gradient: skip the update rather than poison the weights
             skipped += 1
         opt.zero_grad(set_to_none=True)
         n_last += cfg.batch_size * world
