@@ -256,6 +256,9 @@ class LevelMasks:
                 continue
             if f != factor:
                 p, w = _resize_box(p, a, r, lo, hi), _resize_box(w, a, r, lo, hi)
+            elif first:  # the base level on its own grid: p is already 0 where no patch reaches (the same values)
+                out, first = p, False
+                continue
             alpha = (w > 0).astype(np.float32) if first else np.clip(w, 0, 1)
             out += alpha * (p - out)
             first = False
@@ -265,6 +268,12 @@ class LevelMasks:
         """The combined probabilities seen through patch ``origin`` of level ``factor``."""
         lo = np.asarray(origin, int)
         return self.view(factor, lo, lo + self.size)
+
+    def mask_box(self, threshold: float):
+        """``(lo, hi, probabilities)``: :meth:`blended` over ``bbox(threshold)``, or None if empty. One blend
+        serves every consumer of a click's mask (connected parts, the CT-grid mask)."""
+        bb = self.bbox(threshold)
+        return None if bb is None else (bb[0], bb[1], self.blended(*bb))
 
     def blended(self, lo=None, hi=None) -> np.ndarray:
         """The combined probabilities on level 1 over ``[lo, hi)`` (default: :meth:`bbox`)."""

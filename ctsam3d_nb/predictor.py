@@ -265,16 +265,20 @@ class Predictor:
             retract(self, obj, removed, timing)
         elif positive and not any(f > 1 for f, _ in holding):  # zoom: the object's first reach at this point
             found, refined = zoom(self, obj, g, obj.masks.probs[primary], timing)
+        box = None  # one blend of the object's patches serves keep_connected and the CT-grid mask
         if self.settings.keep_connected:
             t = time.perf_counter()
-            keep_connected(self, obj)
+            box = obj.masks.mask_box(self.threshold)
+            if (box is not None and keep_connected(self, obj, box=box)
+                    and obj.masks.n_patches() > len(obj.masks.probs)):
+                box = None  # parts were dropped on zoom levels too: blend again
             timing["connected"] = time.perf_counter() - t
         timing["encode_calls"] = self.stats["encoder_calls"] - enc0
         timing["decode_calls"] = self.stats["decoder_calls"] - dec0
         timing["found_mm"] = found * self.grid.spacing
         timing["refined_mm"] = refined * self.grid.spacing if refined else float("nan")
         t = time.perf_counter()
-        mask = self._current_mask(refresh=True)
+        mask = self._current_mask(refresh=True, box=box)
         timing["to_ct"] = time.perf_counter() - t
         timing["total"] = time.perf_counter() - t0
         self.log.add({"op": "click", "zyx": list(zyx), "positive": positive})
@@ -283,11 +287,11 @@ class Predictor:
         return mask
 
     # ------------------------------------------------------------------ results
-    def _current_mask(self, refresh=False) -> np.ndarray:
+    def _current_mask(self, refresh=False, box=None) -> np.ndarray:
         obj = self.object
         key = id(obj.masks)
         if refresh or key not in self._mask_cache:
-            self._mask_cache = {key: to_ct_mask(obj.masks, self.grid, self.ct, self.threshold)}
+            self._mask_cache = {key: to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)}
         return self._mask_cache[key]
 
     @property

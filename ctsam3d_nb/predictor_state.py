@@ -130,14 +130,15 @@ def object_index(objects, which, how: str = "select an object by its index (int)
     return idx
 
 
-def to_ct_mask(masks: P.PatchMasks, grid: ModelGrid, ct: CTVolume, threshold: float) -> np.ndarray:
-    """One object's blended patches, thresholded, on the CT's voxel grid (bool, ct.shape)."""
+def to_ct_mask(masks: P.LevelMasks, grid: ModelGrid, ct: CTVolume, threshold: float, box=None) -> np.ndarray:
+    """One object's blended patches, thresholded, on the CT's voxel grid (bool, ct.shape). ``box``: the
+    object's ``masks.mask_box(threshold)`` when the caller has it already."""
     out = np.zeros(ct.shape, bool)
-    bb = masks.bbox(threshold)
-    if bb is None:
+    box = masks.mask_box(threshold) if box is None else box
+    if box is None:
         return out
-    m = (masks.blended(*bb) > threshold).astype(np.uint8)
-    grid.paste_to_ct(m, bb[0], ct, out.view(np.uint8))
+    lo, _, probs = box
+    grid.paste_to_ct((probs > threshold).view(np.uint8), lo, ct, out.view(np.uint8))
     return out
 
 

@@ -176,19 +176,32 @@ def _inside_grid(pred, origin) -> bool:
     return bool(np.all(o + P.PATCH > 0) and np.all(o < np.asarray(pred.grid.shape)))
 
 
-def keep_connected(pred, obj: ObjectState, reach: int = 2) -> int:
+def keep_connected(pred, obj: ObjectState, reach: int = 2, box=None) -> int:
     """Drop the parts of the object's mask that no positive click touches (26-connected; a click up to
     ``reach`` voxels off a part anchors it). A negative click that cuts a leak off also removes what
     leaked beyond the cut, in every patch and on every zoom level. Returns the voxels dropped (level 1).
+    ``box``: ``obj.masks.mask_box(pred.threshold)`` when the caller has it; its probabilities are set to 0 where
+    parts are dropped, which is what blending the patches again gives while the object has level-1 patches only.
 
     Nothing is dropped while no positive click lies on the mask (there is nothing to anchor to)."""
     thr = pred.threshold
-    bb = obj.masks.bbox(thr)
     pos = np.asarray([c.grid_zyx for c in obj.clicks if c.positive], float).reshape(-1, 3)
-    if bb is None or not len(pos):
+    if not len(pos):
         return 0
-    lo, hi = (np.asarray(v, int) for v in bb)
-    parts, n = ndimage.label(obj.masks.blended(lo, hi) > thr, structure=np.ones((3, 3, 3), bool))
+    box = obj.masks.mask_box(thr) if box is None else box
+    if box is None:
+        return 0
+    lo, _, probs = box
+    inside = probs > thr
+    crop = []  # label only the mask's own box, not the patches' (often half the voxels)
+    for axis in range(3):
+        hit = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        if not len(hit):
+            return 0
+        crop.append(slice(hit[0], hit[-1] + 1))
+    crop = tuple(crop)
+    lo = np.asarray(lo, int) + [c.start for c in crop]
+    parts, n = ndimage.label(inside[crop], structure=np.ones((3, 3, 3), bool))
     if n <= 1:
         return 0
     keep = set()
@@ -202,6 +215,7 @@ def keep_connected(pred, obj: ObjectState, reach: int = 2) -> int:
     drop = (parts > 0) & ~np.isin(parts, sorted(keep))
     if not drop.any():
         return 0
+    probs[crop][drop] = 0
     for f, level in obj.masks.levels.items():
         for origin, p in list(level.probs.items()):
             # level-f voxel origin + i sits on level-1 voxel f (origin + i)

@@ -68,3 +68,20 @@ def test_keep_connected_is_a_checked_setting():
     assert ClickSettings().keep_connected is True
     with pytest.raises(ValueError, match="keep_connected"):
         ClickSettings(keep_connected=1)
+
+
+def test_the_click_mask_reuses_one_blend_and_equals_a_fresh_one():
+    """The click's mask is built from the blend keep_connected made (when it dropped nothing) or from a new one
+    (when it did): either way it equals the object's patches blended again from scratch."""
+    from ctsam3d_nb.predictor_state import to_ct_mask
+
+    ct, tube, blob = blob_ct()
+    pred = Predictor(HazeModel(), cpp_heatmaps=True, keep_connected=True).set_volume(ct)
+    obj = pred.object
+    for zyx, positive in (((130, 30, 30), True), ((180, 10, 10), True), ((60, 30, 30), False)):
+        mask = pred.click(zyx, positive)
+        fresh = to_ct_mask(obj.masks, pred.grid, pred.ct, pred.threshold)
+        assert mask.any() and np.array_equal(mask, fresh)
+        lo, hi, probs = obj.masks.mask_box(pred.threshold)
+        assert np.array_equal(probs, obj.masks.view(1, lo, hi))
+    assert keep_connected(pred, obj, box=obj.masks.mask_box(pred.threshold)) == 0  # nothing left to drop
