@@ -37,10 +37,12 @@ class PatchModel:
         model: a ``CTSAM3D`` (moved to ``device``, in eval mode).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", or a torch.device.
         cache_patches: encoder features kept (least recently used are dropped).
+        precision: "auto" (bfloat16 autocast on CUDA, float32 on CPU), "bf16" or "fp32" (`ClickSettings.precision`).
     """
 
-    def __init__(self, model, device="auto", cache_patches: int = 64):
+    def __init__(self, model, device="auto", cache_patches: int = 64, precision: str = "auto"):
         self.device = resolve_device(device)
+        self.precision = precision
         self.model = model.to(self.device).eval()
         self.cache_patches = int(cache_patches)
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
@@ -81,9 +83,8 @@ class PatchModel:
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None, None].to(self.device)
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
+        bf16 = self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def encode(self, origin, factor: int = 1):
         """The encoder features of the patch at ``origin`` on level ``factor`` (kept ones are reused)."""

@@ -76,7 +76,7 @@ class Predictor:
                 raise TypeError(f"unknown Predictor arguments {sorted(setting_fields)}; click settings are "
                                 f"{known}") from None
         self.settings = settings
-        self.net = PatchModel(model, device, cache_patches)
+        self.net = PatchModel(model, device, cache_patches, settings.precision)
         self.autosave = autosave
         self.ct: CTVolume | None = None
         self.last_timing: dict[str, float] = {}

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from ._fields import field_comments
 
-__all__ = ["ClickSettings", "MODES", "add_arguments", "from_arguments"]
+__all__ = ["ClickSettings", "MODES", "PRECISIONS", "add_arguments", "from_arguments"]
 
 MODES = ("zoom", "grow")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class ClickSettings:
     self_rounds: int = 0  # a positive click's patches are decoded this many more times, each with the mask just
     #   predicted in the prompt's mask channel (the model's own next round, without a new click), before growth
     keep_connected: bool = True  # after each click keep only the mask's parts a positive click touches
+    precision: str = "auto"  # the model's arithmetic: "auto" = bfloat16 on CUDA, float32 on CPUs (the same masks
+    #   on every CPU); "bf16" = bfloat16 autocast everywhere (decodes about 1.75x faster on CPUs with bfloat16 in
+    #   hardware, AVX512-BF16/AMX, slower elsewhere; masks differ slightly, docs/benchmarks.md); "fp32" = float32
     # ---- zoom
     levels: tuple = (1, 2, 4)  # grid factors of the zoom levels (x 1.5 mm), finest first, each a multiple of the last
     refine_budget: int = 8  # most patches decoded to refine a coarse mask: the finest level whose surface fits,
@@ -57,6 +61,7 @@ class ClickSettings:
             return type(v).__name__ in ("bool", "bool_")  # numpy booleans are fine
 
         need(self.mode in MODES, "mode", f"must be one of {', '.join(map(repr, MODES))}")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(map(repr, PRECISIONS))}")
         need(_number(self.threshold) and 0 < self.threshold < 1, "threshold", "must be a number in (0, 1)")
         lv = self.levels
         need(isinstance(lv, (tuple, list)) and len(lv) >= 1 and all(_whole(f) and f >= 1 for f in lv)
@@ -119,8 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=h)
         elif isinstance(f.default, tuple):
             g.add_argument(flag, dest=f.name, type=int, nargs="+", default=None, help=h)
-        elif f.name == "mode":
-            g.add_argument(flag, dest=f.name, choices=MODES, default=None, help=h)
+        elif f.name in ("mode", "precision"):
+            g.add_argument(flag, dest=f.name, choices=MODES if f.name == "mode" else PRECISIONS, default=None, help=h)
         else:
             typ = float if f.default is None or isinstance(f.default, float) else int
             g.add_argument(flag, dest=f.name, type=typ, default=None, help=h)
