@@ -86,6 +86,10 @@ def bench_config(name: str, repeats: int) -> list[dict]:
             lambda: build_prompt_map(prev, points, labels), flops=False)
         row("encoder", model.image_encoder, lambda: model.encode(image))
         row("decoder (click, cached features)", model.mask_decoder, lambda: model.decode(feats, prompt))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # ClickSettings(precision="bf16") on the CPU
+            med, p95 = _time(lambda: model.decode(feats, prompt), repeats)
+        rows.append({"config": name, "part": "decoder, bfloat16 autocast (`precision=\"bf16\"`)", "params": None,
+                     "gflop": None, "median": med, "p95": p95, "n": repeats})
         with fast_conv(False):
             med, p95 = _time(lambda: model.decode(feats, prompt), max(3, repeats // 4))
         rows.append({"config": name, "part": "decoder, PyTorch default conv kernels", "params": None,

@@ -31,6 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import machine_info  # noqa: E402  (same machine description in every table)
 
+from ctsam3d_nb.settings import PRECISIONS  # noqa: E402
+
 
 def _stats(xs):
     xs = sorted(xs)
@@ -67,7 +69,7 @@ def bench_sessions(args, rows):
         cases.append(("real DICOM", ct, load_labels(REAL / "example_seg_dicom.nii.gz", like=ct)))
     frames = []
     for mode in args.modes:
-        pred = Predictor(model, ClickSettings(mode=mode), device="cpu")
+        pred = Predictor(model, ClickSettings(mode=mode, precision=args.precision), device="cpu")
         for name, ct, labels in cases:
             structures = REAL_STRUCTURES if name == "real DICOM" else SESSION_PHANTOM
             t = time.perf_counter()
@@ -203,6 +205,8 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=["zoom", "grow"], help="click modes of the session benchmark")
     ap.add_argument("--seeds", type=int, nargs="+", default=[900000, 900001], help="held-out phantom seeds")
     ap.add_argument("--session-clicks", type=int, default=10, help="simulated clicks per object")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="the session benchmark's ClickSettings.precision")
     ap.add_argument("--csv", help="write the session benchmark's per-click records here")
     ap.add_argument("--long", action="store_true", help="also the 200-click session")
     ap.add_argument("--threads", type=int, default=2)
