@@ -24,26 +24,17 @@ except under ``CI=true``, where that is a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from browser_page import (ML_RE, THIN_Z0, TIMEOUT_MS, VIEWPORT, VOXEL_RE, _assert_view_fits, _layout_report,
                           _run_all_cells, _targets, _thin_target, _wait_status)
+from lab_server import CHROMIUM, CHROMIUM_ARGS, jupyterlab, lab_env, require_browser
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "01_quickstart.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PROBE = ('_probe = globals().get("_probe", 0) + 1\n'
          'print(f"PROBE#{_probe}", "".join("+" if c[2] else "-" for c in pred.object.clicks), int(pred.mask.sum()))')
 THIN_NOTEBOOK = "thin_scan.ipynb"
@@ -60,30 +51,6 @@ viewer.new_object("liver")
 viewer"""
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _unavailable(reason: str):
-    """Skip, or fail under CI=true: CI must never skip the browser test silently."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser test cannot run: {reason}. Run tests/setup_browser.sh (as root) and "
-                    "pip install -e '.[dev]' first.")
-    pytest.skip(f"browser test skipped: {reason} (tests/setup_browser.sh installs Chromium)")
-
-
-def _require_browser():
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM}")
-    for module in ("playwright", "jupyterlab"):
-        try:
-            __import__(module)
-        except ImportError:
-            _unavailable(f"the {module} package is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _notebook_copy(root: Path) -> Path:
@@ -105,59 +72,15 @@ def _notebook_copy(root: Path) -> Path:
     return path
 
 
-def _lab_settings(root: Path) -> Path:
-    """JupyterLab user settings: every cell stays in the DOM (no windowing), the notebook's kernel
-    starts without a "Select Kernel" dialog, no news pop-up."""
-    settings = root / ".settings"
-    for ext, name, value in (("@jupyterlab/notebook-extension", "tracker", {"windowingMode": "none",
-                                                                         "autoStartDefaultKernel": True}),
-                             ("@jupyterlab/apputils-extension", "notification",
-                              {"fetchNews": "false", "checkForUpdates": False})):
-        (settings / ext).mkdir(parents=True, exist_ok=True)
-        (settings / ext / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
-    return settings
-
-
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on 127.0.0.1 serving a copy of the quickstart; yields its base URL."""
-    _require_browser()
+    require_browser()
     root = tmp_path / "lab"
     root.mkdir()
     _notebook_copy(root)
-    port = _free_port()
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(_lab_settings(root)), JUPYTER_RUNTIME_DIR=str(root / ".rt"),
-               JUPYTER_PLATFORM_DIRS="1",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))  # the kernel shares the CPU with Chromium
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
-           "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-           f"--LabApp.workspaces_dir={root / '.ws'}"]
-    log = open(tmp_path / "jupyterlab.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n"
-                                       + (tmp_path / "jupyterlab.log").read_text(errors="replace")[-3000:]) from None
-                time.sleep(0.3)
+    with jupyterlab(root, lab_env(root), tmp_path / "jupyterlab.log") as url:
         yield url
-    finally:
-        # the server and its kernels form one process group, started above
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 def test_quickstart_viewer_in_jupyterlab(lab, tmp_path):

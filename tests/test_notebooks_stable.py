@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from lab_server import CHROMIUM, CHROMIUM_ARGS, jupyterlab, lab_env, require_browser
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-CHROMIUM = Path("/usr/bin/chromium")
 FIX = "python tools/normalize_notebooks.py --execute <notebook> (or without --execute to only rewrite it)"
 
 
@@ -136,12 +133,6 @@ def test_check_names_each_problem(tmp_path):
 
 # ------------------------------------------------------------------ JupyterLab itself, in Chromium
 
-def _skip_or_fail(reason):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser test cannot run: {reason} (tests/setup_browser.sh installs Chromium)")
-    pytest.skip(f"browser test skipped: {reason}")
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_jupyterlab_opens_and_saves_every_tutorial_unchanged(tmp_path):
@@ -150,71 +141,29 @@ def test_jupyterlab_opens_and_saves_every_tutorial_unchanged(tmp_path):
     matplotlib canvas must show its picture. The notebooks are trusted first (``jupyter trust``, in a
     private data dir), as after ``jupyter trust notebooks/*.ipynb``: untrusted, JupyterLab shows the
     widgets' text instead."""
-    if not CHROMIUM.exists():
-        _skip_or_fail(f"no Chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("the playwright package is not installed")
+    require_browser()
+    from playwright.sync_api import sync_playwright
 
     root = tmp_path / "lab"
     (root / "notebooks").mkdir(parents=True)
     for p in NOTEBOOKS:
         shutil.copyfile(p, root / "notebooks" / p.name)
-    settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none",
-                                                                      "autoStartDefaultKernel": True}))
-    (root / ".settings" / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (root / ".settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root / ".settings"), JUPYTER_DATA_DIR=str(root / ".data"),
-               JUPYTER_RUNTIME_DIR=str(root / ".rt"), JUPYTER_PLATFORM_DIRS="1", OMP_NUM_THREADS="1")
+    env = lab_env(root, JUPYTER_DATA_DIR=str(root / ".data"))
     subprocess.run([sys.executable, "-m", "jupyter", "trust", *map(str, (root / "notebooks").glob("*.ipynb"))],
                    env=env, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "jupyterlab.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             "--port-retries=0", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=",
-                             f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={root / '.ws'}"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "JupyterLab did not start"
-                time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(60_000)
-            try:
-                for src in NOTEBOOKS:
-                    _open_save_compare(page, url, root / "notebooks" / src.name, src.read_bytes())
-            except Exception:
-                page.screenshot(path=str(tmp_path / "failure.png"))
-                print(f"screenshot: {tmp_path / 'failure.png'}")
-                raise
-            finally:
-                browser.close()
-    finally:
+    with jupyterlab(root, env, tmp_path / "jupyterlab.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
+            for src in NOTEBOOKS:
+                _open_save_compare(page, url, root / "notebooks" / src.name, src.read_bytes())
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"screenshot: {tmp_path / 'failure.png'}")
+            raise
+        finally:
+            browser.close()
 
 
 def _open_save_compare(page, url, path: Path, tracked: bytes):
