@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from browser_page import TIMEOUT_MS, VIEWPORT
 from lab_server import CHROMIUM, CHROMIUM_ARGS, jupyterlab, lab_env, require_browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,8 +154,8 @@ def test_jupyterlab_opens_and_saves_every_tutorial_unchanged(tmp_path):
                    env=env, check=True, capture_output=True)
     with jupyterlab(root, env, tmp_path / "jupyterlab.log") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(60_000)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(TIMEOUT_MS)
         try:
             for src in NOTEBOOKS:
                 _open_save_compare(page, url, root / "notebooks" / src.name, src.read_bytes())
