@@ -39,7 +39,8 @@ from ctsam3d_nb.modeling.reference_decoder import OriginalSpadeDecoder  # noqa: 
 from ctsam3d_nb.training import TrainConfig, train  # noqa: E402
 from ctsam3d_nb.training.config import DATA_RECIPE, PRESETS  # noqa: E402
 from ctsam3d_nb.training.data import PatchSampler, phantom_source  # noqa: E402
-from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients, cpu_has_native_bf16  # noqa: E402
+from ctsam3d_nb.training.loop import TrainStep, _collate, clip_gradients  # noqa: E402
+from ctsam3d_nb.training.precision import cpu_has_native_bf16  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_ct"
 

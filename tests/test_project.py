@@ -134,3 +134,26 @@ def test_demo_runs_and_writes_png(tmp_path, capsys):
     assert "72 labelled structures" in printed
     assert main(["--out", str(out)]) == 2  # an explicit output is never overwritten silently
     assert main(["--out", str(out), "--overwrite"]) == 0
+
+
+SCRIPTS = sorted((REPO / "benchmarks").glob("*.py")) + sorted((REPO / "tools").glob("*.py"))
+
+
+def test_every_benchmark_and_tool_script_starts():
+    """Each script in benchmarks/ and tools/ imports what it needs from the library and answers ``--help``: a
+    rename in the library breaks a script nothing else runs (bench_train.py once imported a function that had
+    moved to another module)."""
+    code = ("import runpy, sys\n"
+            "for path in sys.argv[1:]:\n"
+            "    sys.argv = [path, '--help']\n"
+            "    try:\n"
+            "        runpy.run_path(path, run_name='__main__')\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code in (0, None), (path, e.code)\n"
+            "    else:\n"
+            "        raise AssertionError(path + ' ran instead of printing its --help')\n")
+    assert len(SCRIPTS) >= 9
+    done = subprocess.run([sys.executable, "-c", code, *map(str, SCRIPTS)], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("usage:") == len(SCRIPTS)
