@@ -17,6 +17,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from . import cpu_features
 from . import patches as P
 from .grid import downsample
 
@@ -42,6 +43,13 @@ class PatchModel:
 
     def __init__(self, model, device="auto", cache_patches: int = 64, precision: str = "auto"):
         self.device = resolve_device(device)
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_features.cpu_has_native_bf16():
+            raise ValueError(
+                "precision = 'bf16' on a CPU without bfloat16 hardware (no AVX512-BF16 or AMX): PyTorch emulates "
+                "bfloat16 there, and a decode takes about 190 times as long as in float32 (nano's decoder: 23 s "
+                "instead of 0.12 s on a 2-core AVX2 CPU, docs/benchmarks.md). Use precision='auto' (float32 on "
+                "this CPU) or 'fp32'; to replay a bf16 session here, Predictor.replay(session, ct, "
+                "precision='fp32') (its masks then differ slightly from the recorded ones).")
         self.precision = precision
         self.model = model.to(self.device).eval()
         self.cache_patches = int(cache_patches)

@@ -34,8 +34,9 @@ class ClickSettings:
     #   predicted in the prompt's mask channel (the model's own next round, without a new click), before growth
     keep_connected: bool = True  # after each click keep only the mask's parts a positive click touches
     precision: str = "auto"  # the model's arithmetic: "auto" = bfloat16 on CUDA, float32 on CPUs (the same masks
-    #   on every CPU); "bf16" = bfloat16 autocast everywhere (decodes about 1.75x faster on CPUs with bfloat16 in
-    #   hardware, AVX512-BF16/AMX, slower elsewhere; masks differ slightly, docs/benchmarks.md); "fp32" = float32
+    #   on every CPU, to a few voxels); "bf16" = bfloat16 autocast everywhere (decodes about 1.75x faster on CPUs
+    #   with bfloat16 in hardware, AVX512-BF16/AMX; refused on other CPUs: emulated, 190x slower on AVX2; masks
+    #   differ slightly, docs/benchmarks.md); "fp32" = float32
     # ---- zoom
     levels: tuple = (1, 2, 4)  # grid factors of the zoom levels (x 1.5 mm), finest first, each a multiple of the last
     refine_budget: int = 8  # most patches decoded to refine a coarse mask: the finest level whose surface fits,
