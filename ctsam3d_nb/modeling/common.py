@@ -86,6 +86,12 @@ def _can_route(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:
 #: Whether :func:`conv3d` runs a batch of one that needs gradients on the CPU as a batch of two (see there).
 _PAD_SINGLE_FOR_BACKWARD = True
 
+def _narrow(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """The convs whose batch-one backward was slow (4-32 input and at most 32 output channels on at least 16³
+    voxels, docs/benchmarks.md session 23); for wider ones (16 -> 80, 1 -> 16) two samples cost more than one."""
+    return 4 <= x.shape[1] and weight.shape[0] <= 32 and x.shape[1] <= 32 and x[0, 0].numel() >= 16 ** 3
+
+
 #: Convs whose input has at most this many voxels per channel run float32 under CPU autocast (see conv3d).
 SMALL_CONV_VOXELS = 8 ** 3
 
@@ -113,11 +119,11 @@ def conv3d(
     (different summation order), gradients included.
     """
     if (_PAD_SINGLE_FOR_BACKWARD and x.shape[0] == 1 and x.device.type == "cpu" and torch.is_grad_enabled()
-            and (x.requires_grad or weight.requires_grad)):
-        # oneDNN's backward of a batch of one took 10-30x as long as that of a batch of two for the CPP net's narrow
-        # 3D convolutions (4 -> 1 channels at 64³: 150 ms against 16; torch 2.13, 2-core AVX2 CPU; training runs the
-        # CPP net on one sample in about half its steps). A zero sample beside it adds exactly nothing to the weight
-        # and bias gradients (its output is dropped, so its output gradient is zero) and costs one cheap forward.
+            and (x.requires_grad or weight.requires_grad) and groups == 1 and _narrow(x, weight)):
+        # oneDNN's backward of a batch of one took 2-10x as long as that of a batch of two for narrow 3D convolutions
+        # such as the CPP net's (4 -> 1 channels at 64³: 150 ms against 16; torch 2.13, 2-core AVX2 CPU; training
+        # runs the CPP net on one sample in about half its steps). A zero sample beside it adds exactly nothing to
+        # the weight and bias gradients (its output is dropped, so its output gradient is zero).
         return conv3d(torch.cat([x, torch.zeros_like(x)]), weight, bias, stride, padding, dilation, groups)[:1]
     if x.device.type == "cpu" and _cpu_autocast() and (groups > 1 or x[0, 0].numel() <= SMALL_CONV_VOXELS):
         # Grouped (depthwise) convs and convs on small maps stay float32 under CPU bfloat16 autocast: oneDNN's
