@@ -79,7 +79,7 @@ def test_precision_is_a_checked_setting_and_a_flag():
 def test_bf16_on_a_cpu_that_emulates_it_is_refused(spleen_sessions, monkeypatch):
     """A CPU without bfloat16 hardware emulates it, ~190x slower per decode (AVX2, docs/benchmarks.md): the
     Predictor refuses precision='bf16' there with the fix, and a bf16 session log replays there in float32."""
-    ct, gt, out = spleen_sessions
+    ct, _, out = spleen_sessions
     model = out["fp32"][0].model
     monkeypatch.setattr(cpu_features, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(ValueError, match="'bf16' on a CPU without bfloat16 hardware.*precision='auto'"):

@@ -86,6 +86,7 @@ def _can_route(x: torch.Tensor, weight: torch.Tensor, padding) -> bool:
 #: Whether :func:`conv3d` runs a batch of one that needs gradients on the CPU as a batch of two (see there).
 _PAD_SINGLE_FOR_BACKWARD = True
 
+
 def _narrow(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """The convs whose batch-one backward was slow (4-32 input and at most 32 output channels on at least 16³
     voxels, docs/benchmarks.md session 23); for wider ones (16 -> 80, 1 -> 16) two samples cost more than one."""
