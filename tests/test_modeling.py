@@ -346,13 +346,13 @@ def test_heatmap_to_clicks_recovers_planted_peaks():
 
 
 def test_build_model_all_names_and_unknown(nano, tiny):
-    assert set(MODEL_CONFIGS) == {"nano", "tiny", "base"}
+    assert set(MODEL_CONFIGS) == {"nano", "tiny", "nano_deep", "base"}
     base = build_model("base")
     for model, name in ((nano, "nano"), (tiny, "tiny"), (base, "base")):
         assert isinstance(model, CTSAM3D) and model.config.name == name
     assert base.config.encoder_depths == (2, 2, 18, 2)
     assert _n_params(base.image_encoder) > _n_params(tiny.image_encoder)
-    with pytest.raises(KeyError, match="nano, tiny, base"):
+    with pytest.raises(KeyError, match="nano, tiny, nano_deep, base"):
         build_model("huge")
     custom = build_model(MODEL_CONFIGS["nano"], decoder_image_skip=False)
     assert isinstance(custom.config, ModelConfig) and not custom.config.decoder_image_skip
