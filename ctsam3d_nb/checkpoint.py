@@ -189,7 +189,7 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
     """A ready model: a config name (shipped weights) or a checkpoint path.
 
     Args:
-        name_or_path: "nano", "tiny", "nano_deep", "base" or the path of a ``.pt`` checkpoint.
+        name_or_path: "nano" (shipped weights), "nano_deep", "tiny", "base" or the path of a ``.pt`` checkpoint.
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or a torch.device.
         pretrained: for a config name, load its shipped weights; ``False`` gives random weights.
 

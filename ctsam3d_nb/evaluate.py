@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="dataset layout")
     p.add_argument("--root", help="dataset folder (not for phantom)")
     p.add_argument("--out", required=True, help="results CSV; an existing one is resumed")
-    p.add_argument("--model", default="nano", help="model config name (nano, tiny, nano_deep, base) or checkpoint path")
+    p.add_argument("--model", default="nano", help="model config name (shipped: nano) or checkpoint path")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights instead of trained ones (pipeline smoke tests only)")
     p.add_argument("--clicks", type=int, default=10, help="simulated clicks per target (default 10)")

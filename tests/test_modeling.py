@@ -352,7 +352,7 @@ def test_build_model_all_names_and_unknown(nano, tiny):
         assert isinstance(model, CTSAM3D) and model.config.name == name
     assert base.config.encoder_depths == (2, 2, 18, 2)
     assert _n_params(base.image_encoder) > _n_params(tiny.image_encoder)
-    with pytest.raises(KeyError, match="nano, tiny, nano_deep, base"):
+    with pytest.raises(KeyError, match="nano, nano_deep, tiny, base"):
         build_model("huge")
     custom = build_model(MODEL_CONFIGS["nano"], decoder_image_skip=False)
     assert isinstance(custom.config, ModelConfig) and not custom.config.decoder_image_skip

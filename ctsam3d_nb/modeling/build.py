@@ -1,4 +1,4 @@
-"""Model hyper-parameters and the ``nano`` / ``tiny`` / ``nano_deep`` / ``base`` registry.
+"""Model hyper-parameters and the ``nano`` / ``nano_deep`` / ``tiny`` / ``base`` registry.
 
 Example:
     >>> model = build_model("nano")
@@ -16,18 +16,24 @@ from .mask_decoder import SpadeMaskDecoder
 
 __all__ = ["ModelConfig", "MODEL_CONFIGS", "build_model"]
 
+# Trainable on a 2-core CPU in tens of minutes; ~50 ms per click.
+_NANO = ModelConfig(
+    name="nano",
+    encoder_dims=(32, 64, 128, 256),
+    encoder_depths=(1, 1, 2, 1),
+    encoder_heads=(1, 2, 4, 8),
+    encoder_out_channels=(32, 32, 64, 128),
+    decoder_widths=(128, 64, 32, 32, 16, 16),
+    decoder_spade_hidden=(32, 32, 16, 16, 8, 16),
+    cpp_widths=(8, 16, 32, 64, 128),
+)
+
 MODEL_CONFIGS: dict[str, ModelConfig] = {
-    # Trainable on a 2-core CPU in tens of minutes; ~50 ms per click.
-    "nano": ModelConfig(
-        name="nano",
-        encoder_dims=(32, 64, 128, 256),
-        encoder_depths=(1, 1, 2, 1),
-        encoder_heads=(1, 2, 4, 8),
-        encoder_out_channels=(32, 32, 64, 128),
-        decoder_widths=(128, 64, 32, 32, 16, 16),
-        decoder_spade_hidden=(32, 32, 16, 16, 8, 16),
-        cpp_widths=(8, 16, 32, 64, 128),
-    ),
+    "nano": _NANO,
+    # nano with the paper's encoder depths (4.2 M encoder parameters instead of 2.5 M): grown from the trained nano
+    # by modeling.grow.grow_model (the new blocks start as the identity), for the capacity run of
+    # docs/model_card.md (session 24). A patch encodes in ~19 ms instead of 13 on the 2-core CPU.
+    "nano_deep": dataclasses.replace(_NANO, name="nano_deep", encoder_depths=(1, 2, 6, 2)),
     # The paper's encoder (ResT-v2 tiny, ~37 M parameters) with our fast decoder.
     "tiny": ModelConfig(
         name="tiny",
@@ -38,19 +44,6 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         decoder_widths=(256, 128, 64, 32, 16, 16),
         decoder_spade_hidden=(64, 64, 32, 16, 8, 16),
         cpp_widths=(16, 32, 64, 128, 256),
-    ),
-    # nano with the paper's encoder depths (1, 2, 6, 2; 4.2 M encoder parameters instead of 2.5 M): grown from the
-    # trained nano by modeling.grow.grow_model (the new blocks start as the identity), for the capacity run of
-    # docs/model_card.md (session 24). A patch encodes in ~19 ms instead of 13 on the 2-core CPU.
-    "nano_deep": ModelConfig(
-        name="nano_deep",
-        encoder_dims=(32, 64, 128, 256),
-        encoder_depths=(1, 2, 6, 2),
-        encoder_heads=(1, 2, 4, 8),
-        encoder_out_channels=(32, 32, 64, 128),
-        decoder_widths=(128, 64, 32, 32, 16, 16),
-        decoder_spade_hidden=(32, 32, 16, 16, 8, 16),
-        cpp_widths=(8, 16, 32, 64, 128),
     ),
     # Deeper encoder (ResT-v2 base depths) and a wider decoder, for GPU training.
     "base": ModelConfig(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .build import build_model
+from .build import MODEL_CONFIGS, build_model
 from .config import ModelConfig
 from .ctsam3d import CTSAM3D
 
@@ -24,11 +24,12 @@ __all__ = ["grow_model", "growable"]
 
 
 def _config(config: ModelConfig | str) -> ModelConfig:
-    return build_model(config).config if isinstance(config, str) else config
+    return MODEL_CONFIGS[config] if isinstance(config, str) else config
 
 
 def growable(src: ModelConfig, dst: ModelConfig | str) -> str | None:
-    """``None`` when a ``src`` model can be grown into ``dst``, else why not (one sentence)."""
+    """``None`` when a ``src`` model can be grown into ``dst`` (a config or a name of ``MODEL_CONFIGS``; an
+    unknown name is a KeyError), else why not (one sentence)."""
     dst = _config(dst)
     a, b = src.to_dict(), dst.to_dict()
     differ = sorted(k for k in a if k not in ("name", "encoder_depths") and a[k] != b[k])
@@ -42,7 +43,7 @@ def growable(src: ModelConfig, dst: ModelConfig | str) -> str | None:
 
 
 def grow_model(src: CTSAM3D, config: ModelConfig | str) -> CTSAM3D:
-    """A ``config`` model that computes exactly what ``src`` computes (float32, on the CPU).
+    """A ``config`` model that computes exactly what ``src`` computes (float32, on the CPU, in ``src``'s mode).
 
     Every weight of ``src`` is copied; each stage's extra blocks come after its trained ones, initialised as
     usual except the output layers of their attention and MLP branches, which are zero (identity blocks).
@@ -66,4 +67,4 @@ def grow_model(src: CTSAM3D, config: ModelConfig | str) -> CTSAM3D:
                     state[f"image_encoder.stages.{stage}.{j}.{layer}.{p}"] = torch.zeros_like(
                         state[f"image_encoder.stages.{stage}.{j}.{layer}.{p}"])
     dst.load_state_dict(state, strict=True)
-    return dst
+    return dst.train(src.training)  # eval stays eval: the stem's BatchNorm must not switch to batch statistics
