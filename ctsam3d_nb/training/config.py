@@ -266,7 +266,8 @@ PRESETS = {
     # One large GPU (H100/H200 class) with 16 CPU cores, within 9 minutes of wall time: fine-tune the shipped
     # nano for 8 minutes with bf16 autocast, 14 data workers cutting patches, last.pt every minute and
     # model.pt at the end (then `python -m ctsam3d_nb.training.export <out-dir> nano.pt`). For the paper's
-    # size: --model tiny --init "" (from scratch; no tiny weights are shipped).
+    # size: --model tiny --init "" (from scratch; no tiny weights are shipped); for nano's weights in the paper's
+    # encoder depths: --model nano_deep (grown from --init nano, modeling/grow.py).
     "gpu-9min": dict(DATA_RECIPE, device="cuda", model="nano", init="nano", batch_size=24, workers=14,
                      max_minutes=8.0, save_every_s=60.0, steps=100_000, save_every=1000, log_every=20,
                      warmup_steps=50, lr=5e-4, refresh_every=192, pool_size=4, click_rounds=3, threads=2,
