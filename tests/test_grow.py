@@ -69,5 +69,6 @@ def test_training_a_deeper_encoder_from_the_shipped_weights(tmp_path, monkeypatc
     monkeypatch.setattr(loop, "grow_model", no_growing)
     train(TrainConfig(**{**cfg.__dict__, "steps": 2}), progress=False)  # resumes at step 1
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="cannot be grown"):
         train(TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "run2"), "model": "tiny"}), progress=False)

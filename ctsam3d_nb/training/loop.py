@@ -23,7 +23,7 @@ from ..clicks import first_click, next_click
 from ..checkpoint import load_model, save_checkpoint
 from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
-from ..modeling.grow import grow_model, growable
+from ..modeling.grow import grow_model
 from ..modeling.prompt import build_prompt_maps
 from ..patches import PATCH, STRIDE
 from .config import TrainConfig, check_out_dir
@@ -231,11 +231,11 @@ def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path, difficu
     elif cfg.init:  # fine-tune: start from trained weights (a model name for shipped ones, or a .pt)
         init = load_model(cfg.init, device="cpu")
         if init.config.name != cfg.model:  # a deeper encoder starts as the trained model (modeling/grow.py)
-            why = growable(init.config, cfg.model)
-            if why is not None:
+            try:
+                init = grow_model(init, cfg.model)
+            except ValueError as e:  # growable()'s reason
                 raise ValueError(f"init checkpoint '{cfg.init}' is a '{init.config.name}' model, not "
-                                 f"'{cfg.model}', and cannot be grown into one: {why}")
-            init = grow_model(init, cfg.model)
+                                 f"'{cfg.model}', and cannot be grown into one: {e}") from None
         model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
     ema = None
     if cfg.ema_decay:  # the average starts at the weights the run starts from (a resumed run without one too)
