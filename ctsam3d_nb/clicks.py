@@ -8,6 +8,11 @@ interactive segmentation challenge. Distances use the voxel spacing, so
 anisotropic scans get the geometrically deepest point.
 
 All points are voxel indices ``(z, y, x)`` of the given arrays.
+
+`contents_click` is the first click of a harder case the protocol never draws: a click on what a structure holds
+rather than its bulk (gas in a stomach or colon, fatty marrow in a humerus, a lesion's necrotic core). Users
+click there; a model that learned "the region under the click, bounded by its edges" then segments only the gas
+bubble or the marrow (docs/model_card.md, session 25).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from scipy import ndimage
 
 from .masks import bounding_box
 
-__all__ = ["first_click", "next_click", "deepest_point"]
+__all__ = ["first_click", "next_click", "deepest_point", "contents_click"]
 
 
 _COARSE_FROM = 32**3  # the seeded variant measures depth on a 2x coarser grid in boxes larger than this
@@ -73,6 +78,35 @@ def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = 
     if not 0 <= min_fraction <= 1:
         raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
     return deepest_point(gt, spacing, rng, min_fraction)
+
+
+def contents_click(gt: np.ndarray, image: np.ndarray, rng: np.random.Generator | None = None,
+                   min_contrast: float = 0.4, min_voxels: int = 27):
+    """A first click on the target's minority contents, or None when it has none.
+
+    ``image`` is what the model sees: [-125, 225] HU as [0, 1] (`grid.normalize_hu`). The contents are the voxels
+    of ``gt`` at least ``min_contrast`` from the target's median (0.4: 140 HU), eroded by one voxel (off
+    partial-volume edges, no lone noisy voxels); with fewer than ``min_voxels`` left there are none. A target whose
+    median is at the window's floor (air-filled: a lung, a gas-filled bowel loop) has none either: what it holds
+    (vessels, nodules, lesions) is what a click there asks for. The click is the contents' deepest voxel, or with
+    ``rng`` a random one at least half as deep (`deepest_point`): in the largest pocket rather than a sliver.
+    """
+    gt = np.asarray(gt, bool)
+    image = np.asarray(image)
+    if gt.ndim != 3 or image.shape != gt.shape:
+        raise ValueError(f"gt {gt.shape} and image {image.shape} must be the same 3D (z, y, x) shape")
+    if not gt.any():
+        raise ValueError("gt is empty: there is no target to click on")
+    box = bounding_box(gt, pad=1)
+    g, im = gt[box], image[box]
+    median = float(np.median(im[g]))
+    if median <= 0:
+        return None
+    core = ndimage.binary_erosion(g & (np.abs(im - median) >= min_contrast))
+    if np.count_nonzero(core) < min_voxels:
+        return None
+    local = deepest_point(core, rng=rng)
+    return tuple(int(l + s.start) for l, s in zip(local, box))
 
 
 def next_click(pred: np.ndarray, gt: np.ndarray, spacing=None, rng: np.random.Generator | None = None):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ctsam3d_nb.clicks import deepest_point, first_click, next_click
+from ctsam3d_nb.clicks import contents_click, deepest_point, first_click, next_click
+from ctsam3d_nb.grid import normalize_hu
 
 
 def ball(shape, center, r, spacing=(1, 1, 1)):
@@ -155,3 +156,56 @@ def test_first_click_depth_reaches_thin_parts_only_when_asked(k):
         assert (hits > 10) == expect_arch, (frac, hits)
     with pytest.raises(ValueError, match="min_fraction"):
         first_click(m, rng=np.random.default_rng(0), min_fraction=1.5)
+
+
+def _stomach(seed=0):
+    """A 'stomach' of soft tissue (40 HU, noise 20 HU) holding a gas pocket (-950 HU) off its centre, in fat; its
+    image as the model sees it ([-125, 225] HU as [0, 1])."""
+    rng = np.random.default_rng(seed)
+    gt = ball((40, 40, 40), (20, 20, 20), 12)
+    gas = ball((40, 40, 40), (20, 12, 20), 5) & gt
+    hu = np.where(gt, 40.0, -100.0) + rng.normal(0, 20, gt.shape)
+    hu[gas] = -950 + rng.normal(0, 10, int(gas.sum()))
+    return gt, gas, normalize_hu(hu)
+
+
+def test_contents_click_lands_in_what_the_target_holds():
+    gt, gas, img = _stomach()
+    assert not gas[first_click(gt)]  # the protocol's deepest point is the tissue at the centre
+    assert contents_click(gt, img) == (20, 12, 20)  # the pocket's deepest voxel
+    rng = np.random.default_rng(0)
+    picks = {contents_click(gt, img, rng) for _ in range(50)}
+    assert len(picks) > 5 and all(gas[p] for p in picks)  # seeded: many voxels, all deep in the pocket
+    with pytest.raises(ValueError, match="same 3D"):
+        contents_click(gt, img[:-1])
+    with pytest.raises(ValueError, match="empty"):
+        contents_click(np.zeros_like(gt), img)
+
+
+def test_contents_click_is_none_for_a_uniform_target_a_partial_volume_rim_or_an_air_filled_one():
+    gt, gas, _ = _stomach()
+    hu = np.where(gt, 40.0, -100.0) + np.random.default_rng(1).normal(0, 25, gt.shape)  # no pocket
+    assert contents_click(gt, normalize_hu(hu)) is None
+    rim = gt & ~ndimage.binary_erosion(gt)  # a one-voxel edge of other values: partial volume, not contents
+    hu[rim] = -400
+    assert contents_click(gt, normalize_hu(hu)) is None
+    hu[ball(gt.shape, (20, 20, 20), 1)] = -950  # a pocket of 7 voxels: eroded to one, below min_voxels
+    assert contents_click(gt, normalize_hu(hu)) is None
+    lung = np.where(gt, -850.0, -100.0)
+    lung[gas] = 60  # a nodule or vessel in a lung is clicked for itself
+    assert contents_click(gt, normalize_hu(lung)) is None
+
+
+def test_contents_click_on_the_real_series_finds_the_stomach_gas_and_the_humerus_marrow(real_ct_dir):
+    from ctsam3d_nb import load_ct, load_labels
+    from ctsam3d_nb.anatomy import by_name
+
+    ct = load_ct(real_ct_dir / "dicom_series")
+    labels = load_labels(real_ct_dir / "example_seg_dicom.nii.gz", ct)
+    image = normalize_hu(ct.array)  # what the model sees: [-125, 225] HU as [0, 1]
+    stomach, humerus = (labels == by_name(n).id for n in ("stomach", "humerus_left"))
+    p = contents_click(stomach, image)
+    assert stomach[p] and ct.array[p] < -300  # gas
+    p = contents_click(humerus, image)
+    assert humerus[p] and ct.array[p] < 150 < np.median(ct.array[humerus])  # marrow, in a bone of dense cortex
+    assert contents_click(labels == by_name("aorta").id, image) is None  # contrast-filled lumen: uniform

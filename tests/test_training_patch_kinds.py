@@ -90,3 +90,20 @@ def test_first_clicks_follow_the_sample_kind():
     assert labels == [[1], [1], [1], []] and pts[3] == []
     assert prior[1][pts[1][0]] and gt[0][pts[0][0]]
     assert gt[2][pts[2][0]] and not prior[2][pts[2][0]]  # the click goes to the missed half
+
+
+def test_contents_first_clicks_land_in_what_the_target_holds_else_deep_inside():
+    from ctsam3d_nb.training.loop import _first_clicks
+
+    rng = np.random.default_rng(0)
+    gt = np.zeros((2, 32, 32, 32), bool)
+    gt[:, 6:26, 6:26, 6:26] = True
+    img = np.where(gt, 0.5, 0.1) + rng.normal(0, 0.03, gt.shape)  # soft tissue in fat, noise ~10 HU
+    img[0, 8:14, 10:22, 10:22] = 0.0  # sample 0 holds gas at its front; sample 1 is uniform
+    pts, labels = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], rng, contents=(img, 1.0))
+    assert labels == [[1], [1]]
+    assert img[0][pts[0][0]] == 0.0  # in the gas
+    p = pts[1][0]
+    assert gt[1][p] and all(11 <= c <= 20 for c in p)  # no contents: the usual deep click
+    plain, _ = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], np.random.default_rng(0))
+    assert img[0][plain[0][0]] > 0.3  # without contents clicks the deep interior is tissue

@@ -219,6 +219,34 @@ def test_first_click_depth_reaches_the_round_one_clicks(monkeypatch):
         assert targets and fractions == [depth] * targets
 
 
+def test_p_contents_click_reaches_the_round_one_target_clicks(monkeypatch):
+    """TrainConfig.p_contents_click: each target's round-1 click is tried on its contents with that probability,
+    on the patch image the model sees; 0 draws nothing (the data stream of earlier runs is unchanged)."""
+    from ctsam3d_nb.clicks import contents_click
+    from ctsam3d_nb.modeling import build_model
+    from ctsam3d_nb.training import loop
+
+    with pytest.raises(ValueError, match="p_contents_click"):
+        TrainConfig(p_contents_click=-0.1)
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [sampler.sample(i) for i in range(2)]
+    images = []
+    monkeypatch.setattr(loop, "contents_click", lambda g, image, rng=None: (
+        images.append(image), contents_click(g, image, rng))[1])
+    torch.manual_seed(0)
+    model = build_model("nano")
+    for p in (0.0, 1.0):
+        cfg = TrainConfig(batch_size=2, click_rounds=1, p_seeded=0.0, p_contents_click=p)
+        batch = _collate_for(samples, cfg, model)
+        images.clear()
+        with torch.no_grad():
+            loop.TrainStep(model, cfg)(batch, np.random.default_rng(0))
+        targets = [i for i, f in enumerate(batch["first"]) if f == "target"]
+        assert targets and len(images) == len(targets) * int(p)
+        for i, image in zip(targets, images):
+            np.testing.assert_allclose(image, batch["image"][i, 0].float().numpy())
+
+
 def _collate_for(samples, cfg, model):
     from ctsam3d_nb.training.loop import _collate
     return _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)

@@ -24,6 +24,9 @@ class TrainConfig:
     first_click_depth: float = 0.5  # a target's round-1 click lands at a random voxel at least this fraction as
     #   deep as its deepest point (0.5: the deep interior, as all runs so far; lower reaches thin parts users
     #   also click, such as a vertebra's arch or a stomach's wall, 0 = anywhere inside)
+    p_contents_click: float = 0.0  # probability that a target's round-1 click lands on what it holds rather than its
+    #   bulk, where it holds something else (gas in a stomach, marrow in a humerus: clicks.contents_click); the
+    #   shipped weights then segment only the bubble or the marrow (docs/model_card.md, session 25). 0 = never
     p_self_round: float = 0.0  # probability that a round after the first adds no click: the model's own next
     #   round on its previous mask, as `ClickSettings.self_rounds` runs it at inference (0 = every round clicks)
     lr: float = 1e-3  # peak AdamW learning rate
@@ -151,7 +154,7 @@ class TrainConfig:
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
                      "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
-                     "first_click_depth"):
+                     "first_click_depth", "p_contents_click"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..clicks import first_click, next_click
+from ..clicks import contents_click, first_click, next_click
 from ..checkpoint import load_model, save_checkpoint
 from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
@@ -52,8 +52,9 @@ class TrainStep(torch.nn.Module):
         b = img.shape[0]
         feats = model.encode(img)
         gt = tgt[:, 0].bool().cpu().numpy()
+        contents = (img[:, 0].float().cpu().numpy(), cfg.p_contents_click) if cfg.p_contents_click else None
         points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng,
-                                       cfg.first_click_depth)
+                                       cfg.first_click_depth, contents)
         prev = batch["prior"]
         rounds, first_grad = cfg.click_rounds, 0  # rounds run; the first one whose loss is back-propagated
         if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
@@ -92,11 +93,12 @@ class TrainStep(torch.nn.Module):
         return loss, {**metrics, "first_dices": first_dices}  # per sample (not logged: for TargetDifficulty)
 
 
-def _first_clicks(gt, prior, modes, rng, depth: float = 0.5):
+def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, contents=None):
     """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none; a target's click at
-    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`)."""
+    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`), or with ``contents`` =
+    ``(images, p)`` and probability ``p`` on what the target holds (`clicks.contents_click`) where it holds any."""
     points, labels = [], []
-    for g, p, mode in zip(gt, prior, modes):
+    for i, (g, p, mode) in enumerate(zip(gt, prior, modes)):
         pts, lab = [], []
         if mode == "prior" and p.any():
             pts, lab = [first_click(p & g, rng=rng) if (p & g).any() else first_click(g, rng=rng)], [1]
@@ -105,7 +107,8 @@ def _first_clicks(gt, prior, modes, rng, depth: float = 0.5):
             if nxt is not None:
                 pts, lab = [nxt[0]], [1 if nxt[1] else 0]
         elif mode != "none":
-            pts, lab = [first_click(g, rng=rng, min_fraction=depth)], [1]
+            pt = contents_click(g, contents[0][i], rng=rng) if contents and rng.random() < contents[1] else None
+            pts, lab = [pt or first_click(g, rng=rng, min_fraction=depth)], [1]
         points.append(pts)
         labels.append(lab)
     return points, labels
