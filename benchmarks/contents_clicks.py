@@ -1,10 +1,10 @@
 """One click on what a structure holds (gas in a stomach, marrow in a humerus) against one at its deepest point.
 
-For every TotalSegmentator structure of the held-out phantoms (with the arms down, so humeri and forearms are in the field) and of
-the held-out real DICOM series that holds contents (`clicks.contents_click` on the [0, 1] image the model sees:
-voxels 140 HU or more from the structure's median, one voxel in from their edge, at least 27 of them), one click
-on the contents' deepest voxel and, for the same target, one at the structure's deepest point (the evaluation
-protocol's first click), each on a new object::
+For every TotalSegmentator structure of the held-out phantoms (with the arms down, so humeri and forearms are in
+the field) and of the held-out real DICOM series that holds darker contents (`clicks.contents_click` on the [0, 1]
+image the model sees: voxels 140 HU or more below the structure's median, one voxel in from their edge, at least 27
+of them), one click on the contents' deepest voxel and, for the same target, one at the structure's deepest point
+(the evaluation protocol's first click), each on a new object::
 
     python benchmarks/contents_clicks.py --model nano --out-dir docs/eval_session25/contents_shipped
 
@@ -39,7 +39,7 @@ def probe(model, ct, labels, dataset: str, case, min_voxels: int = 200) -> list[
     targets = []
     for i in ids[(ids > 0) & (ids <= TS_V2_MAX_ID) & (counts >= min_voxels)]:
         gt = labels == i
-        point = contents_click(gt, image)
+        point = contents_click(gt, image, spacing=ct.spacing)
         if point is not None:
             targets.append((by_id(int(i)).name, gt, point))
     rows = []

@@ -12,7 +12,7 @@ All points are voxel indices ``(z, y, x)`` of the given arrays.
 `contents_click` is the first click of a harder case the protocol never draws: a click on what a structure holds
 rather than its bulk (gas in a stomach or colon, fatty marrow in a humerus, a lesion's necrotic core). Users
 click there; a model that learned "the region under the click, bounded by its edges" then segments only the gas
-bubble or the marrow (docs/model_card.md, session 25).
+bubble or the marrow (`benchmarks/contents_clicks.py`; docs/model_card.md, session 25).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from .masks import bounding_box
 
-__all__ = ["first_click", "next_click", "deepest_point", "contents_click"]
+__all__ = ["first_click", "next_click", "deepest_point", "contents_click", "darker_contents"]
 
 
 _COARSE_FROM = 32**3  # the seeded variant measures depth on a 2x coarser grid in boxes larger than this
@@ -80,17 +80,25 @@ def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = 
     return deepest_point(gt, spacing, rng, min_fraction)
 
 
-def contents_click(gt: np.ndarray, image: np.ndarray, rng: np.random.Generator | None = None,
-                   min_contrast: float = 0.4, min_voxels: int = 27):
-    """A first click on the target's minority contents, or None when it has none.
+def darker_contents(gt: np.ndarray, image: np.ndarray, min_contrast: float = 0.4, erode: bool = True):
+    """What target ``gt`` holds that is darker than its bulk: the voxels of ``gt`` at least ``min_contrast`` below
+    its median on ``image``, the [0, 1] image the model sees (`grid.normalize_hu`; 0.4 is 140 HU), with ``erode``
+    one voxel in from their edge (off partial-volume rims, no lone noisy voxels); a bool mask of ``gt``'s shape,
+    or None for an air-filled target (median at the window's floor: what a lung or gas-filled loop holds is
+    clicked for itself). Gas, fat and marrow belong to the structure; what is brighter (a vessel or nodule in a
+    lung, a stone, a calcification) does not count, as a click there asks for that."""
+    median = float(np.median(image[gt]))
+    if median <= 0:
+        return None
+    dark = gt & (image <= median - min_contrast)
+    return ndimage.binary_erosion(dark) if erode else dark
 
-    ``image`` is what the model sees: [-125, 225] HU as [0, 1] (`grid.normalize_hu`). The contents are the voxels
-    of ``gt`` at least ``min_contrast`` from the target's median (0.4: 140 HU), eroded by one voxel (off
-    partial-volume edges, no lone noisy voxels); with fewer than ``min_voxels`` left there are none. A target whose
-    median is at the window's floor (air-filled: a lung, a gas-filled bowel loop) has none either: what it holds
-    (vessels, nodules, lesions) is what a click there asks for. The click is the contents' deepest voxel, or with
-    ``rng`` a random one at least half as deep (`deepest_point`): in the largest pocket rather than a sliver.
-    """
+
+def contents_click(gt: np.ndarray, image: np.ndarray, rng: np.random.Generator | None = None, spacing=None,
+                   min_contrast: float = 0.4, min_voxels: int = 27):
+    """A first click on what target ``gt`` holds (`darker_contents` on ``image``), or None when it holds less
+    than ``min_voxels`` of it: the contents' deepest voxel (in the thickest pocket; ``spacing`` as in
+    `deepest_point`), or with ``rng`` a random voxel of them at least half as deep."""
     gt = np.asarray(gt, bool)
     image = np.asarray(image)
     if gt.ndim != 3 or image.shape != gt.shape:
@@ -98,14 +106,10 @@ def contents_click(gt: np.ndarray, image: np.ndarray, rng: np.random.Generator |
     if not gt.any():
         raise ValueError("gt is empty: there is no target to click on")
     box = bounding_box(gt, pad=1)
-    g, im = gt[box], image[box]
-    median = float(np.median(im[g]))
-    if median <= 0:
+    core = darker_contents(gt[box], image[box], min_contrast)
+    if core is None or np.count_nonzero(core) < min_voxels:
         return None
-    core = ndimage.binary_erosion(g & (np.abs(im - median) >= min_contrast))
-    if np.count_nonzero(core) < min_voxels:
-        return None
-    local = deepest_point(core, rng=rng)
+    local = deepest_point(core, spacing, rng)
     return tuple(int(l + s.start) for l, s in zip(local, box))
 
 

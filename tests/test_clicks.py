@@ -180,6 +180,13 @@ def test_contents_click_lands_in_what_the_target_holds():
         contents_click(gt, img[:-1])
     with pytest.raises(ValueError, match="empty"):
         contents_click(np.zeros_like(gt), img)
+    # two pockets as deep in voxels; at 3 mm slices the one thin in z (but wide in x) is the deeper in mm
+    box = np.zeros((40, 40, 40), bool)
+    box[5:35, 5:35, 5:35] = True
+    img = np.where(box, 0.5, 0.1)
+    img[8:17, 8:17, 8:13] = 0.0  # eroded: 7 x 7 x 3 voxels (21 x 7 x 3 mm)
+    img[22:27, 8:17, 20:29] = 0.0  # eroded: 3 x 7 x 7 voxels (9 x 7 x 7 mm)
+    assert contents_click(box, img)[0] < 17 and contents_click(box, img, spacing=(3.0, 1.0, 1.0))[0] > 21
 
 
 def test_contents_click_is_none_for_a_uniform_target_a_partial_volume_rim_or_an_air_filled_one():
@@ -194,6 +201,11 @@ def test_contents_click_is_none_for_a_uniform_target_a_partial_volume_rim_or_an_
     lung = np.where(gt, -850.0, -100.0)
     lung[gas] = 60  # a nodule or vessel in a lung is clicked for itself
     assert contents_click(gt, normalize_hu(lung)) is None
+    kidney = np.where(gt, 40.0, -100.0)
+    kidney[gas] = 900  # so is a stone: only darker contents belong to the structure
+    assert contents_click(gt, normalize_hu(kidney)) is None
+    kidney[gas] = -20  # fluid or fat 60 HU below: not contrast enough
+    assert contents_click(gt, normalize_hu(kidney)) is None
 
 
 def test_contents_click_on_the_real_series_finds_the_stomach_gas_and_the_humerus_marrow(real_ct_dir):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from ctsam3d_nb.training.data import PatchSampler
@@ -100,10 +101,44 @@ def test_contents_first_clicks_land_in_what_the_target_holds_else_deep_inside():
     gt[:, 6:26, 6:26, 6:26] = True
     img = np.where(gt, 0.5, 0.1) + rng.normal(0, 0.03, gt.shape)  # soft tissue in fat, noise ~10 HU
     img[0, 8:14, 10:22, 10:22] = 0.0  # sample 0 holds gas at its front; sample 1 is uniform
-    pts, labels = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], rng, contents=(img, 1.0))
+    pts, labels = _first_clicks(gt, np.zeros_like(gt), ["contents", "contents"], rng, images=img)
     assert labels == [[1], [1]]
     assert img[0][pts[0][0]] == 0.0  # in the gas
     p = pts[1][0]
-    assert gt[1][p] and all(11 <= c <= 20 for c in p)  # no contents: the usual deep click
-    plain, _ = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], np.random.default_rng(0))
-    assert img[0][plain[0][0]] > 0.3  # without contents clicks the deep interior is tissue
+    assert gt[1][p] and all(10 <= c <= 21 for c in p)  # no contents left in the patch: the usual deep click
+    # "target" samples ignore the images: the same clicks and the same generator state as without them
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    with_images = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], r1, images=img)
+    assert with_images == _first_clicks(gt, np.zeros_like(gt), ["target", "target"], r2)
+    assert r1.bit_generator.state == r2.bit_generator.state
+    with pytest.raises(ValueError, match="images"):
+        _first_clicks(gt, np.zeros_like(gt), ["contents", "target"], rng)
+
+
+def test_contents_samples_centre_on_darker_contents_and_their_click_lands_there():
+    from ctsam3d_nb.anatomy import by_id
+    from ctsam3d_nb.clicks import contents_click
+    from ctsam3d_nb.training.data import phantom_source
+    from ctsam3d_nb.training.targets import contents_index
+
+    with pytest.raises(ValueError, match="p_contents"):
+        PatchSampler([(phantom_source(3, (192, 192, 192)), 1.0)], p_union=0.6, p_contents=0.6)
+    sampler = PatchSampler([(phantom_source(3, (192, 192, 192), p_arms=1.0), 1.0)], seed=1, pool_size=1,
+                           p_contents=1.0, p_cpp=0.0)
+    vol = sampler._volume()
+    assert getattr(vol, "contents", None) is None  # indexed on first use only
+    held = contents_index(vol)
+    names = {by_id(i).name for i in held}
+    assert {"humerus_left", "humerus_right"} & names and {"stomach", "colon", "small_bowel", "duodenum"} & names
+    assert not names & {"body", "liver", "kidney_left", "kidney_right", "lung_left", "lung_right"}
+    for label, pts in held.items():  # the indexed points lie in the label's darker voxels
+        z, y, x = pts.T
+        assert (vol.labels[z, y, x] == label).mean() > 0.9
+        assert np.median(vol.image[z, y, x]) < np.median(vol.image[vol.labels == label]) - 0.3
+    got = [sampler.sample(i) for i in range(8)]
+    assert all(s.first == "contents" and s.kind == "structure" and s.label in held and s.scale == 1.0 for s in got)
+    clicks = [contents_click(s.target, s.image) for s in got]
+    assert sum(c is not None for c in clicks) >= 6  # domain randomisation paints them apart (darker half the time)
+    for s, c in zip(got, clicks):
+        if c is not None:
+            assert s.target[c] and s.image[c] < np.median(s.image[s.target]) - 0.3

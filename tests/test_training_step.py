@@ -219,15 +219,17 @@ def test_first_click_depth_reaches_the_round_one_clicks(monkeypatch):
         assert targets and fractions == [depth] * targets
 
 
-def test_p_contents_click_reaches_the_round_one_target_clicks(monkeypatch):
-    """TrainConfig.p_contents_click: each target's round-1 click is tried on its contents with that probability,
-    on the patch image the model sees; 0 draws nothing (the data stream of earlier runs is unchanged)."""
+def test_contents_samples_get_their_round_one_click_on_the_contents_in_the_step(monkeypatch):
+    """TrainConfig.p_contents: "contents" samples click on what the target holds, on the patch image the model
+    sees; without such samples the step draws nothing more (the data stream of earlier runs is unchanged)."""
     from ctsam3d_nb.clicks import contents_click
     from ctsam3d_nb.modeling import build_model
     from ctsam3d_nb.training import loop
 
-    with pytest.raises(ValueError, match="p_contents_click"):
-        TrainConfig(p_contents_click=-0.1)
+    with pytest.raises(ValueError, match="p_contents"):
+        TrainConfig(p_contents=-0.1)
+    with pytest.raises(ValueError, match="p_contents"):
+        TrainConfig(p_lesion=0.5, p_contents=0.6)
     sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
     samples = [sampler.sample(i) for i in range(2)]
     images = []
@@ -235,15 +237,16 @@ def test_p_contents_click_reaches_the_round_one_target_clicks(monkeypatch):
         images.append(image), contents_click(g, image, rng))[1])
     torch.manual_seed(0)
     model = build_model("nano")
-    for p in (0.0, 1.0):
-        cfg = TrainConfig(batch_size=2, click_rounds=1, p_seeded=0.0, p_contents_click=p)
+    cfg = TrainConfig(batch_size=2, click_rounds=1, p_seeded=0.0)
+    for first in ("target", "contents"):
+        for s in samples:
+            s.first = first
         batch = _collate_for(samples, cfg, model)
         images.clear()
         with torch.no_grad():
             loop.TrainStep(model, cfg)(batch, np.random.default_rng(0))
-        targets = [i for i, f in enumerate(batch["first"]) if f == "target"]
-        assert targets and len(images) == len(targets) * int(p)
-        for i, image in zip(targets, images):
+        assert len(images) == (2 if first == "contents" else 0)
+        for i, image in enumerate(images):
             np.testing.assert_allclose(image, batch["image"][i, 0].float().numpy())
 
 

@@ -237,10 +237,10 @@ def test_real_uniform_targets_draw_real_vertebrae_more_often():
 
 def test_config_fields_reach_the_sampler_and_are_validated():
     cfg = TrainConfig(p_lesion=0.2, p_subpart=0.1, p_union=0.1, p_elastic=0.5, elastic_mm=4.0, p_contrast=0.3,
-                      real_uniform_targets=True, p_leak_prior=0.25)
+                      real_uniform_targets=True, p_leak_prior=0.25, p_contents=0.15)
     smp = PatchSampler.from_config(cfg, [(_source()[0], 1.0)], rank=0)
     assert smp.p_leak_prior == 0.25
-    assert smp.p_kind == {"lesion": 0.2, "subpart": 0.1, "union": 0.1}
+    assert smp.p_kind == {"lesion": 0.2, "subpart": 0.1, "union": 0.1, "contents": 0.15}
     assert (smp.p_elastic, smp.elastic_mm, smp.p_contrast, smp.real_uniform_targets) == (0.5, 4.0, 0.3, True)
     with pytest.raises(ValueError, match="p_lesion \\+ p_subpart \\+ p_union"):
         TrainConfig(p_lesion=0.6, p_union=0.6)

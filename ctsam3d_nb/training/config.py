@@ -24,9 +24,6 @@ class TrainConfig:
     first_click_depth: float = 0.5  # a target's round-1 click lands at a random voxel at least this fraction as
     #   deep as its deepest point (0.5: the deep interior, as all runs so far; lower reaches thin parts users
     #   also click, such as a vertebra's arch or a stomach's wall, 0 = anywhere inside)
-    p_contents_click: float = 0.0  # probability that a target's round-1 click lands on what it holds rather than its
-    #   bulk, where it holds something else (gas in a stomach, marrow in a humerus: clicks.contents_click); the
-    #   shipped weights then segment only the bubble or the marrow (docs/model_card.md, session 25). 0 = never
     p_self_round: float = 0.0  # probability that a round after the first adds no click: the model's own next
     #   round on its previous mask, as `ClickSettings.self_rounds` runs it at inference (0 = every round clicks)
     lr: float = 1e-3  # peak AdamW learning rate
@@ -79,7 +76,11 @@ class TrainConfig:
     #   the dropped part (a cut has no image edge; only the click can say where it ends). No CPP partner
     p_union: float = 0.0  # probability that the target is a union of neighbouring structures that form a whole
     #   (a vertebra and its neighbours, the ribs of one side, bony pelvis, lung lobes, aorto-/caval-iliac tree,
-    #   gluteal muscles; training/targets.py UNION_GROUPS). p_lesion + p_subpart + p_union <= 1
+    #   gluteal muscles; training/targets.py UNION_GROUPS)
+    p_contents: float = 0.0  # probability that the target is a structure holding something darker than its bulk
+    #   (gas in a stomach or bowel loop, marrow in a humerus), the patch centred there and the first click on it
+    #   (targets.contents_index, clicks.contents_click): the shipped weights segment only the bubble or the marrow
+    #   (docs/model_card.md, session 25). p_lesion + p_subpart + p_union + p_contents <= 1
     p_elastic: float = 0.0  # real volumes only: probability of a smooth elastic deformation of the patch (one
     #   real anatomy becomes many; phantoms are a new anatomy each and are left alone)
     elastic_mm: float = 6.0  # largest displacement of that deformation (mm); its gradient is kept <= 0.25
@@ -154,11 +155,12 @@ class TrainConfig:
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
                      "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
-                     "first_click_depth", "p_contents_click"):
+                     "first_click_depth", "p_contents"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
-        need(self.p_lesion + self.p_subpart + self.p_union <= 1, "p_union",
-             "p_lesion + p_subpart + p_union must be <= 1 (the rest of the targets are single structures)")
+        need(self.p_lesion + self.p_subpart + self.p_union + self.p_contents <= 1, "p_contents",
+             f"p_lesion + p_subpart + p_union + p_contents = {self.p_lesion} + {self.p_subpart} + {self.p_union} + "
+             f"{self.p_contents} must be <= 1 (the rest of the targets are single structures)")
         need(isinstance(self.elastic_mm, (int, float)) and 0 < self.elastic_mm <= 20, "elastic_mm",
              "must be a displacement in mm, > 0 and <= 20")
         need(self.dice_weight + self.focal_weight > 0, "dice_weight", "dice_weight + focal_weight must be > 0")

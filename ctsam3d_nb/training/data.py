@@ -16,20 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..clicks import darker_contents
 from ..grid import LEVEL_FACTORS, downsample
 from ..patches import PATCH, STRIDE, crop
 from ..phantom.lesions import LESION_HOSTS, insert_lesions
 from .augment import ElasticWarp, contrast_phase
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
-from .targets import coarse_prior, leak_prior, pick_union, subpart, zoom_prior
+from .targets import (  # noqa: F401  (SLAB_MM re-exported: it lived here before)
+    SLAB_MM, coarse_prior, contents_index, leak_prior, pick_union, slab_keep, subpart, zoom_prior)
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
-RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3}
-SLAB_MM = (20.0, 90.0)  # thickness range of a scan-slab sample (both real CTs here are 40 and 90 mm thick)
-RARE_TARGETS.update({i: 0.3 for i in range(25, 51)})  # sacrum, vertebrae
-RARE_TARGETS.update({i: 0.3 for i in range(92, 116)})  # ribs
+CONTENTS_ID = 255  # the painting id of a contents sample's contents (ontology ids are 1..137, lesions' 201-209)
+RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3, **{i: 0.3 for i in (*range(25, 51), *range(92, 116))}}
 
 
 @dataclass
@@ -44,7 +44,8 @@ class Sample:
     prior: np.ndarray | None = None  # (64, 64, 64) float32 start of the mask channel, or None (empty)
     first: str = "target"  # first click: "target" (deepest point of the target), "prior" (deepest point
     #   of the prior: a zoom-out step, the finer level's mask is inside the target), "error" (largest
-    #   error of the prior: a refine step with a click), "none" (a refine step without a click)
+    #   error of the prior: a refine step with a click), "none" (a refine step without a click), "contents"
+    #   (on what the target holds: `targets.contents_target`, `clicks.contents_click`)
     kind: str = "structure"  # "structure" (one label), "union" (several, `targets.UNION_GROUPS`), "subpart"
     #   (`targets.subpart`) or "lesion" (an inserted lesion; ``label`` is then its id in `LESION_KINDS`)
 
@@ -112,10 +113,10 @@ class PatchSampler:
             click goes to the largest error or (half of them) there is none.
         p_leak_prior: probability that a sample starts from a mask that leaked into a neighbouring structure
             (`~ctsam3d_nb.training.targets.leak_prior`), its first click the negative one on the leak.
-        p_lesion, p_subpart, p_union: probabilities that the target is an inserted synthetic lesion
+        p_lesion, p_subpart, p_union, p_contents: probabilities that the target is an inserted synthetic lesion
             (`~ctsam3d_nb.phantom.lesions.insert_lesions`, 1-3 per patch, one is the target), a sub-part
-            of a structure or a union of structures (`~ctsam3d_nb.training.targets`); the rest are
-            single structures. Their sum is at most 1.
+            of a structure, a union of structures or a structure clicked on its contents
+            (`~ctsam3d_nb.training.targets`); the rest are single structures. Their sum is at most 1.
         p_elastic, elastic_mm: real volumes only: probability of a smooth elastic deformation
             (`~ctsam3d_nb.training.augment.ElasticWarp`) of up to ``elastic_mm``.
         p_contrast: real volumes only: probability of a contrast-phase change and gamma
@@ -135,7 +136,7 @@ class PatchSampler:
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
                  p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
                  p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
-                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0, difficulty=None):
+                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0, p_contents=0.0, difficulty=None):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -148,9 +149,10 @@ class PatchSampler:
         self.p_zoom_prior, self.p_refine_prior = float(p_zoom_prior), float(p_refine_prior)
         self.p_leak_prior = float(p_leak_prior)
         self.min_coarse_voxels = int(min_coarse_voxels)
-        self.p_kind = {"lesion": float(p_lesion), "subpart": float(p_subpart), "union": float(p_union)}
-        if sum(self.p_kind.values()) > 1 + 1e-9:
-            raise ValueError(f"p_lesion + p_subpart + p_union must be <= 1, got {sum(self.p_kind.values())}")
+        self.p_kind = {"lesion": float(p_lesion), "subpart": float(p_subpart), "union": float(p_union),
+                       "contents": float(p_contents)}
+        if (total := sum(self.p_kind.values())) > 1 + 1e-9:
+            raise ValueError(f"p_lesion + p_subpart + p_union + p_contents must be <= 1, got {total}")
         self.p_elastic, self.elastic_mm = float(p_elastic), float(elastic_mm)
         self.p_contrast, self.real_uniform_targets = float(p_contrast), bool(real_uniform_targets)
         self.p_slab, self.difficulty = float(p_slab), difficulty
@@ -179,7 +181,7 @@ class PatchSampler:
                    p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
                    elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
                    real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab, p_leak_prior=cfg.p_leak_prior,
-                   difficulty=difficulty)
+                   p_contents=cfg.p_contents, difficulty=difficulty)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -246,18 +248,6 @@ class PatchSampler:
             return coarse_prior(target, self.rng), ("none" if self.rng.random() < 0.5 else "error")
         return None, "target"
 
-    def _slab(self, target: np.ndarray, scale: float) -> np.ndarray | None:
-        """A (64, 1, 1) bool mask of the patch's z slices a scan of limited coverage holds: `SLAB_MM` thick,
-        through a random voxel of the target; None when it would keep the whole patch or too little target."""
-        thick = int(round(self.rng.uniform(*SLAB_MM) / (1.5 * scale)))
-        if thick >= PATCH:
-            return None
-        z = np.flatnonzero(target.any(axis=(1, 2)))
-        lo = int(z[self.rng.integers(len(z))]) - int(self.rng.integers(thick))
-        keep = np.zeros((PATCH, 1, 1), bool)
-        keep[max(lo, 0):max(lo + thick, 1)] = True
-        return keep if (target & keep).sum() >= self.min_target_voxels else None
-
     def _intensity(self, img: np.ndarray, labels: np.ndarray, seed: int, real: bool = False) -> np.ndarray:
         rng = np.random.default_rng(seed)  # same seed for U and V: the pair looks alike
         if real and self.p_contrast > 0:
@@ -291,8 +281,8 @@ class PatchSampler:
             u -= p
         return "structure"
 
-    def _pick_label(self, vol: Volume) -> int:
-        ids = np.asarray(list(vol.points))
+    def _pick_label(self, vol: Volume, among=None) -> int:
+        ids = np.asarray(list(vol.points if among is None else among))
         w = np.asarray([1.0 if vol.real and self.real_uniform_targets else RARE_TARGETS.get(int(i), 1.0)
                         for i in ids])
         if self.large_target_boost:
@@ -346,13 +336,14 @@ class PatchSampler:
                 self.count += 1
                 return got
             members = pick_union(vol.points, self.rng) if kind == "union" else None
-            if members is None:
-                kind = "structure" if kind == "union" else kind  # no union in this volume: a structure
+            held = contents_index(vol) if kind == "contents" else None  # {label: its contents' points}
+            if members is None and not held:
+                kind = "structure" if kind in ("union", "contents") else kind  # none in this volume: a structure
                 label = self._pick_label(vol)
             else:
-                label = members[self.rng.integers(len(members))]
-            pts = vol.points[label]
-            scale = self._scale(vol.ml[label])
+                label = self._pick_label(vol, held) if held else members[self.rng.integers(len(members))]
+            pts = held[label] if held else vol.points[label]
+            scale = 1.0 if held else self._scale(vol.ml[label])  # at the finest scale: coarser ones blur pockets
             center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3) * scale
             m = self._affine()
             warp = self._warp(vol)
@@ -361,6 +352,8 @@ class PatchSampler:
             if target.sum() < self.min_target_voxels:
                 continue
             prior = first = None
+            if held:  # a structure, clicked on its contents
+                first, kind = "contents", "structure"
             if kind == "union" and len(np.unique(lab_u[target])) < 2:
                 continue  # one member in the patch: no union to learn here
             if kind == "subpart":
@@ -369,7 +362,10 @@ class PatchSampler:
                     continue
                 target, prior, first = got
             seed = int(self.rng.integers(2**31))
-            img_u = self._intensity(self._cut(vol, center, m, 1, scale, warp), lab_u, seed, vol.real)
+            img_u = self._cut(vol, center, m, 1, scale, warp)
+            dark = darker_contents(target, img_u, erode=False) if held else None  # an id of their own, as lesions':
+            paint = lab_u if dark is None else np.where(dark, CONTENTS_ID, lab_u)  # domain randomisation keeps them
+            img_u = self._intensity(img_u, paint, seed, vol.real)
             image_v = target_v = face = None
             if kind != "subpart" and self.rng.random() < self.p_cpp:  # a sub-part's extent is the prompt's
                 touches = {(a, d): bool(target[(slice(None),) * a
@@ -389,7 +385,7 @@ class PatchSampler:
             if first is None:
                 prior, first = self._prior(target, scale, lab_u)
             if self.p_slab > 0 and self.rng.random() < self.p_slab:
-                keep = self._slab(target, scale)
+                keep = slab_keep(target, scale, self.rng, self.min_target_voxels)
                 if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either
                     img_u, target = img_u * keep, target & keep
                     prior = None if prior is None else prior * keep

@@ -52,9 +52,9 @@ class TrainStep(torch.nn.Module):
         b = img.shape[0]
         feats = model.encode(img)
         gt = tgt[:, 0].bool().cpu().numpy()
-        contents = (img[:, 0].float().cpu().numpy(), cfg.p_contents_click) if cfg.p_contents_click else None
+        images = img[:, 0].float().cpu().numpy() if "contents" in batch["first"] else None
         points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng,
-                                       cfg.first_click_depth, contents)
+                                       cfg.first_click_depth, images)
         prev = batch["prior"]
         rounds, first_grad = cfg.click_rounds, 0  # rounds run; the first one whose loss is back-propagated
         if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
@@ -93,10 +93,10 @@ class TrainStep(torch.nn.Module):
         return loss, {**metrics, "first_dices": first_dices}  # per sample (not logged: for TargetDifficulty)
 
 
-def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, contents=None):
+def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, images=None):
     """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none; a target's click at
-    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`), or with ``contents`` =
-    ``(images, p)`` and probability ``p`` on what the target holds (`clicks.contents_click`) where it holds any."""
+    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`), a "contents" sample's on what
+    the target holds in its patch image (``images[i]``, `clicks.contents_click`; the deep click if none is left)."""
     points, labels = [], []
     for i, (g, p, mode) in enumerate(zip(gt, prior, modes)):
         pts, lab = [], []
@@ -107,7 +107,9 @@ def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, contents=None):
             if nxt is not None:
                 pts, lab = [nxt[0]], [1 if nxt[1] else 0]
         elif mode != "none":
-            pt = contents_click(g, contents[0][i], rng=rng) if contents and rng.random() < contents[1] else None
+            if mode == "contents" and images is None:
+                raise ValueError("a \"contents\" sample's first click needs the patch images: pass images=")
+            pt = contents_click(g, images[i], rng=rng) if mode == "contents" else None
             pts, lab = [pt or first_click(g, rng=rng, min_fraction=depth)], [1]
         points.append(pts)
         labels.append(lab)

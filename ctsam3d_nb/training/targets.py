@@ -14,11 +14,21 @@ target ends (a target without either only teaches the model to guess):
   the mask channel starts with the whole structure and the first click is the negative click on the
   part to drop, which is how a user asks for a segment of a tube; the click, not the image, sets
   the extent.
+
+Contents targets (`contents_index`) are structures holding something darker than their bulk (gas in a stomach
+or bowel loop, fatty marrow in a humerus or femur), their patch centred on it and their first click there
+(`clicks.contents_click`): users click there, and a model that learned only deepest-point clicks segments the bubble.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from ..anatomy import TS_V2_MAX_ID
+from ..clicks import darker_contents
+from ..patches import PATCH
+
+SLAB_MM = (20.0, 90.0)  # thickness range of a scan-slab sample (both real CTs here are 40 and 90 mm thick)
 
 _V = list(range(26, 51))  # vertebrae S1 (26) ... C1 (50), neighbours are adjacent ids
 
@@ -37,6 +47,40 @@ UNION_GROUPS: tuple[tuple[int, ...], ...] = (
     (80, 82, 84),  # gluteal muscles, left
     (81, 83, 85),  # gluteal muscles, right
 )
+
+
+#: structures whose darker contents are lesions of their own (TotalSegmentator labels kidney cysts apart; the
+#: lesion samples teach a click on a liver or kidney lesion to give the lesion): never contents targets
+NO_CONTENTS = (2, 3, 5)
+
+
+def contents_index(vol, min_voxels: int = 4) -> dict:
+    """``{label: points}`` of the TotalSegmentator structures of ``vol`` (a `data.Volume`) that hold darker
+    contents (`clicks.darker_contents`, on the 3 mm grid: at least ``min_voxels`` there), with their contents'
+    points (1.5 mm grid indices); indexed on first use and cached on ``vol``."""
+    if getattr(vol, "contents", None) is None:
+        vol.contents = {}
+        labels, image = vol.labels[::2, ::2, ::2], vol.image[::2, ::2, ::2]
+        for label, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is None or label not in vol.points or label > TS_V2_MAX_ID or label in NO_CONTENTS:
+                continue
+            core = darker_contents(labels[box] == label, image[box])
+            if core is not None and np.count_nonzero(core) >= min_voxels:
+                vol.contents[label] = (np.argwhere(core) + [s.start for s in box]) * 2
+    return vol.contents
+
+
+def slab_keep(target: np.ndarray, scale: float, rng, min_voxels: int) -> np.ndarray | None:
+    """A (64, 1, 1) bool mask of the patch's z slices a scan of limited coverage holds: `SLAB_MM` thick,
+    through a random voxel of the target; None when it would keep the whole patch or too little target."""
+    thick = int(round(rng.uniform(*SLAB_MM) / (1.5 * scale)))
+    if thick >= PATCH:
+        return None
+    z = np.flatnonzero(target.any(axis=(1, 2)))
+    lo = int(z[rng.integers(len(z))]) - int(rng.integers(thick))
+    keep = np.zeros((PATCH, 1, 1), bool)
+    keep[max(lo, 0):max(lo + thick, 1)] = True
+    return keep if (target & keep).sum() >= min_voxels else None
 
 
 def pick_union(present, rng) -> tuple[int, ...] | None:
