@@ -93,52 +93,50 @@ def test_first_clicks_follow_the_sample_kind():
     assert gt[2][pts[2][0]] and not prior[2][pts[2][0]]  # the click goes to the missed half
 
 
-def test_contents_first_clicks_land_in_what_the_target_holds_else_deep_inside():
+def test_contents_first_clicks_are_the_samplers_else_deep_inside():
     from ctsam3d_nb.training.loop import _first_clicks
 
-    rng = np.random.default_rng(0)
-    gt = np.zeros((2, 32, 32, 32), bool)
+    gt = np.zeros((3, 32, 32, 32), bool)
     gt[:, 6:26, 6:26, 6:26] = True
-    img = np.where(gt, 0.5, 0.1) + rng.normal(0, 0.03, gt.shape)  # soft tissue in fat, noise ~10 HU
-    img[0, 8:14, 10:22, 10:22] = 0.0  # sample 0 holds gas at its front; sample 1 is uniform
-    pts, labels = _first_clicks(gt, np.zeros_like(gt), ["contents", "contents"], rng, images=img)
-    assert labels == [[1], [1]]
-    assert img[0][pts[0][0]] == 0.0  # in the gas
-    p = pts[1][0]
-    assert gt[1][p] and all(10 <= c <= 21 for c in p)  # no contents left in the patch: the usual deep click
-    # "target" samples ignore the images: the same clicks and the same generator state as without them
+    modes = ["contents", "contents", "target"]
+    pts, labels = _first_clicks(gt, np.zeros_like(gt), modes, np.random.default_rng(0), clicks=[(8, 9, 10), None, None])
+    assert labels == [[1], [1], [1]] and pts[0] == [(8, 9, 10)]
+    for p in (pts[1][0], pts[2][0]):  # no contents click left in the patch, or a "target" sample: the deep click
+        assert gt[1][p] and all(10 <= c <= 21 for c in p)
+    # "target" samples ignore the clicks: the same points and the same generator state as without them
     r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
-    with_images = _first_clicks(gt, np.zeros_like(gt), ["target", "target"], r1, images=img)
-    assert with_images == _first_clicks(gt, np.zeros_like(gt), ["target", "target"], r2)
+    with_clicks = _first_clicks(gt, np.zeros_like(gt), ["target"] * 3, r1, clicks=[(8, 9, 10)] * 3)
+    assert with_clicks == _first_clicks(gt, np.zeros_like(gt), ["target"] * 3, r2)
     assert r1.bit_generator.state == r2.bit_generator.state
-    with pytest.raises(ValueError, match="images"):
-        _first_clicks(gt, np.zeros_like(gt), ["contents", "target"], rng)
 
 
-def test_contents_samples_centre_on_darker_contents_and_their_click_lands_there():
+def test_contents_samples_centre_on_darker_contents_and_click_there():
     from ctsam3d_nb.anatomy import by_id
-    from ctsam3d_nb.clicks import contents_click
     from ctsam3d_nb.training.data import phantom_source
     from ctsam3d_nb.training.targets import contents_index
 
     with pytest.raises(ValueError, match="p_contents"):
         PatchSampler([(phantom_source(3, (192, 192, 192)), 1.0)], p_union=0.6, p_contents=0.6)
     sampler = PatchSampler([(phantom_source(3, (192, 192, 192), p_arms=1.0), 1.0)], seed=1, pool_size=1,
-                           p_contents=1.0, p_cpp=0.0)
+                           p_contents=1.0, p_cpp=0.0, p_domain_rand=0.0)
     vol = sampler._volume()
     assert getattr(vol, "contents", None) is None  # indexed on first use only
     held = contents_index(vol)
     names = {by_id(i).name for i in held}
     assert {"humerus_left", "humerus_right"} & names and {"stomach", "colon", "small_bowel", "duodenum"} & names
     assert not names & {"body", "liver", "kidney_left", "kidney_right", "lung_left", "lung_right"}
-    for label, pts in held.items():  # the indexed points lie in the label's darker voxels
+    for label, (pts, median) in held.items():  # the indexed points lie in the label's darker voxels
         z, y, x = pts.T
         assert (vol.labels[z, y, x] == label).mean() > 0.9
-        assert np.median(vol.image[z, y, x]) < np.median(vol.image[vol.labels == label]) - 0.3
+        assert np.median(vol.image[z, y, x]) < median - 0.3
+        assert abs(median - np.median(vol.image[vol.labels == label])) < 0.1  # the 3 mm grid's median
     got = [sampler.sample(i) for i in range(8)]
     assert all(s.first == "contents" and s.kind == "structure" and s.label in held and s.scale == 1.0 for s in got)
-    clicks = [contents_click(s.target, s.image) for s in got]
-    assert sum(c is not None for c in clicks) >= 6  # domain randomisation paints them apart (darker half the time)
-    for s, c in zip(got, clicks):
-        if c is not None:
-            assert s.target[c] and s.image[c] < np.median(s.image[s.target]) - 0.3
+    assert sum(s.click is not None for s in got) >= 6
+    for s in got:
+        if s.click is not None:  # on the target, darker than its bulk, not on its edge
+            assert s.target[s.click] and s.image[s.click] < np.median(s.image[s.target]) - 0.2
+            z, y, x = s.click
+            assert s.target[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2].all()
+    plain = PatchSampler([(phantom_source(3, (192, 192, 192), p_arms=1.0), 1.0)], seed=1, pool_size=1, p_cpp=0.0)
+    assert all(plain.sample(i).click is None for i in range(4))

@@ -219,35 +219,31 @@ def test_first_click_depth_reaches_the_round_one_clicks(monkeypatch):
         assert targets and fractions == [depth] * targets
 
 
-def test_contents_samples_get_their_round_one_click_on_the_contents_in_the_step(monkeypatch):
-    """TrainConfig.p_contents: "contents" samples click on what the target holds, on the patch image the model
-    sees; without such samples the step draws nothing more (the data stream of earlier runs is unchanged)."""
-    from ctsam3d_nb.clicks import contents_click
+def test_contents_samples_get_their_samplers_click_in_the_step(monkeypatch):
+    """TrainConfig.p_contents: a "contents" sample's round-1 click is the one its sampler placed (`Sample.click`),
+    carried through the batch; other samples click at the deepest point as before."""
     from ctsam3d_nb.modeling import build_model
     from ctsam3d_nb.training import loop
 
     with pytest.raises(ValueError, match="p_contents"):
         TrainConfig(p_contents=-0.1)
-    with pytest.raises(ValueError, match="p_contents"):
+    with pytest.raises(ValueError, match="p_contents = 0.5 \\+ 0.0 \\+ 0.0 \\+ 0.6"):
         TrainConfig(p_lesion=0.5, p_contents=0.6)
     sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
     samples = [sampler.sample(i) for i in range(2)]
-    images = []
-    monkeypatch.setattr(loop, "contents_click", lambda g, image, rng=None: (
-        images.append(image), contents_click(g, image, rng))[1])
+    for s in samples:
+        z, y, x = np.argwhere(s.target)[0]
+        s.first, s.click = "contents", (int(z), int(y), int(x))  # an edge voxel: never the deep click
+    got, real = [], loop._first_clicks
+    monkeypatch.setattr(loop, "_first_clicks", lambda *a, **k: got.append(real(*a, **k)) or got[-1])
     torch.manual_seed(0)
     model = build_model("nano")
     cfg = TrainConfig(batch_size=2, click_rounds=1, p_seeded=0.0)
-    for first in ("target", "contents"):
-        for s in samples:
-            s.first = first
-        batch = _collate_for(samples, cfg, model)
-        images.clear()
-        with torch.no_grad():
-            loop.TrainStep(model, cfg)(batch, np.random.default_rng(0))
-        assert len(images) == (2 if first == "contents" else 0)
-        for i, image in enumerate(images):
-            np.testing.assert_allclose(image, batch["image"][i, 0].float().numpy())
+    batch = _collate_for(samples, cfg, model)
+    assert batch["clicks"] == [s.click for s in samples]
+    with torch.no_grad():
+        loop.TrainStep(model, cfg)(batch, np.random.default_rng(0))
+    assert got[0][0] == [[s.click] for s in samples]
 
 
 def _collate_for(samples, cfg, model):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..clicks import darker_contents
 from ..grid import LEVEL_FACTORS, downsample
 from ..patches import PATCH, STRIDE, crop
 from ..phantom.lesions import LESION_HOSTS, insert_lesions
@@ -24,7 +23,7 @@ from .augment import ElasticWarp, contrast_phase
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
 from .targets import (  # noqa: F401  (SLAB_MM re-exported: it lived here before)
-    SLAB_MM, coarse_prior, contents_index, leak_prior, pick_union, slab_keep, subpart, zoom_prior)
+    SLAB_MM, coarse_prior, contents_in_patch, contents_index, leak_prior, pick_union, slab_keep, subpart, zoom_prior)
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
@@ -45,9 +44,10 @@ class Sample:
     first: str = "target"  # first click: "target" (deepest point of the target), "prior" (deepest point
     #   of the prior: a zoom-out step, the finer level's mask is inside the target), "error" (largest
     #   error of the prior: a refine step with a click), "none" (a refine step without a click), "contents"
-    #   (on what the target holds: `targets.contents_target`, `clicks.contents_click`)
+    #   (``click``, on what the target holds: `targets.contents_in_patch`; the deepest point when None)
     kind: str = "structure"  # "structure" (one label), "union" (several, `targets.UNION_GROUPS`), "subpart"
     #   (`targets.subpart`) or "lesion" (an inserted lesion; ``label`` is then its id in `LESION_KINDS`)
+    click: tuple | None = None  # a "contents" sample's first click (z, y, x), or None
 
 
 class Volume:
@@ -336,13 +336,13 @@ class PatchSampler:
                 self.count += 1
                 return got
             members = pick_union(vol.points, self.rng) if kind == "union" else None
-            held = contents_index(vol) if kind == "contents" else None  # {label: its contents' points}
+            held = contents_index(vol) if kind == "contents" else None  # {label: (its contents' points, median)}
             if members is None and not held:
                 kind = "structure" if kind in ("union", "contents") else kind  # none in this volume: a structure
                 label = self._pick_label(vol)
             else:
                 label = self._pick_label(vol, held) if held else members[self.rng.integers(len(members))]
-            pts = held[label] if held else vol.points[label]
+            pts = held[label][0] if held else vol.points[label]
             scale = 1.0 if held else self._scale(vol.ml[label])  # at the finest scale: coarser ones blur pockets
             center = pts[self.rng.integers(len(pts))] + self.rng.uniform(-self.shift, self.shift, 3) * scale
             m = self._affine()
@@ -363,8 +363,8 @@ class PatchSampler:
                 target, prior, first = got
             seed = int(self.rng.integers(2**31))
             img_u = self._cut(vol, center, m, 1, scale, warp)
-            dark = darker_contents(target, img_u, erode=False) if held else None  # an id of their own, as lesions':
-            paint = lab_u if dark is None else np.where(dark, CONTENTS_ID, lab_u)  # domain randomisation keeps them
+            dark, click = contents_in_patch(target, img_u, held[label][1], self.rng) if held else (None, None)
+            paint = lab_u if dark is None else np.where(dark, CONTENTS_ID, lab_u)  # own id, as lesions': kept apart
             img_u = self._intensity(img_u, paint, seed, vol.real)
             image_v = target_v = face = None
             if kind != "subpart" and self.rng.random() < self.p_cpp:  # a sub-part's extent is the prompt's
@@ -389,7 +389,8 @@ class PatchSampler:
                 if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either
                     img_u, target = img_u * keep, target & keep
                     prior = None if prior is None else prior * keep
+                    click = click if click is None or keep[click[0], 0, 0] else None
                     image_v = target_v = face = None
             self.count += 1
-            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind)
+            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind, click)
         raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")

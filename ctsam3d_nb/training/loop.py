@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..clicks import contents_click, first_click, next_click
+from ..clicks import first_click, next_click
 from ..checkpoint import load_model, save_checkpoint
 from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
@@ -52,9 +52,8 @@ class TrainStep(torch.nn.Module):
         b = img.shape[0]
         feats = model.encode(img)
         gt = tgt[:, 0].bool().cpu().numpy()
-        images = img[:, 0].float().cpu().numpy() if "contents" in batch["first"] else None
         points, labels = _first_clicks(gt, batch["prior"].cpu().numpy() > 0.5, batch["first"], rng,
-                                       cfg.first_click_depth, images)
+                                       cfg.first_click_depth, batch.get("clicks"))
         prev = batch["prior"]
         rounds, first_grad = cfg.click_rounds, 0  # rounds run; the first one whose loss is back-propagated
         if cfg.grad_rounds == "one":  # RITM: earlier rounds only place clicks, the last one is trained
@@ -93,10 +92,10 @@ class TrainStep(torch.nn.Module):
         return loss, {**metrics, "first_dices": first_dices}  # per sample (not logged: for TargetDifficulty)
 
 
-def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, images=None):
+def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, clicks=None):
     """Round-1 clicks per sample (see `Sample.first`): points and 1/0 labels, possibly none; a target's click at
-    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`), a "contents" sample's on what
-    the target holds in its patch image (``images[i]``, `clicks.contents_click`; the deep click if none is left)."""
+    least ``depth`` as deep as its deepest point (`TrainConfig.first_click_depth`), a "contents" sample's the one
+    its sampler placed on what the target holds (``clicks[i]``, `Sample.click`; the deep click when None)."""
     points, labels = [], []
     for i, (g, p, mode) in enumerate(zip(gt, prior, modes)):
         pts, lab = [], []
@@ -107,9 +106,7 @@ def _first_clicks(gt, prior, modes, rng, depth: float = 0.5, images=None):
             if nxt is not None:
                 pts, lab = [nxt[0]], [1 if nxt[1] else 0]
         elif mode != "none":
-            if mode == "contents" and images is None:
-                raise ValueError("a \"contents\" sample's first click needs the patch images: pass images=")
-            pt = contents_click(g, images[i], rng=rng) if mode == "contents" else None
+            pt = clicks[i] if mode == "contents" and clicks is not None else None
             pts, lab = [pt or first_click(g, rng=rng, min_fraction=depth)], [1]
         points.append(pts)
         labels.append(lab)
@@ -132,7 +129,7 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
-             "first": [s.first for s in samples],
+             "first": [s.first for s in samples], "clicks": [s.click for s in samples],
              # what TargetDifficulty scores: the ids of structure samples clicked at their deepest point, else 0
              "difficulty_ids": [s.label if s.kind == "structure" and s.first == "target" else 0 for s in samples]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]

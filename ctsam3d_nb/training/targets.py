@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..anatomy import TS_V2_MAX_ID
-from ..clicks import darker_contents
+from ..clicks import darker_contents, deepest_point
 from ..patches import PATCH
 
 SLAB_MM = (20.0, 90.0)  # thickness range of a scan-slab sample (both real CTs here are 40 and 90 mm thick)
@@ -55,19 +55,32 @@ NO_CONTENTS = (2, 3, 5)
 
 
 def contents_index(vol, min_voxels: int = 4) -> dict:
-    """``{label: points}`` of the TotalSegmentator structures of ``vol`` (a `data.Volume`) that hold darker
-    contents (`clicks.darker_contents`, on the 3 mm grid: at least ``min_voxels`` there), with their contents'
-    points (1.5 mm grid indices); indexed on first use and cached on ``vol``."""
+    """``{label: (points, median)}`` of the TotalSegmentator structures of ``vol`` (a `data.Volume`) that hold
+    darker contents (`clicks.darker_contents`, on the 3 mm grid: at least ``min_voxels`` there): their contents'
+    points (1.5 mm grid indices) and the structure's median; indexed on first use and cached on ``vol``."""
     if getattr(vol, "contents", None) is None:
         vol.contents = {}
         labels, image = vol.labels[::2, ::2, ::2], vol.image[::2, ::2, ::2]
         for label, box in enumerate(ndimage.find_objects(labels), start=1):
             if box is None or label not in vol.points or label > TS_V2_MAX_ID or label in NO_CONTENTS:
                 continue
-            core = darker_contents(labels[box] == label, image[box])
+            g = labels[box] == label
+            core = darker_contents(g, image[box])
             if core is not None and np.count_nonzero(core) >= min_voxels:
-                vol.contents[label] = (np.argwhere(core) + [s.start for s in box]) * 2
+                median = float(np.median(image[box][g]))
+                vol.contents[label] = ((np.argwhere(core) + [s.start for s in box]) * 2, median)
     return vol.contents
+
+
+def contents_in_patch(target: np.ndarray, image: np.ndarray, median: float, rng, min_contrast: float = 0.4,
+                      min_voxels: int = 27):
+    """A contents sample's contents in its patch (``image`` before any intensity change), measured against the
+    whole structure's ``median`` (a patch of a stomach may hold mostly its gas): ``(mask, click)``, the click a
+    random voxel of them at least half as deep as their deepest (`clicks.deepest_point`) one voxel in from their
+    edge, or None when fewer than ``min_voxels`` are left there."""
+    dark = target & (image <= median - min_contrast)
+    core = ndimage.binary_erosion(dark)
+    return dark, (deepest_point(core, rng=rng) if np.count_nonzero(core) >= min_voxels else None)
 
 
 def slab_keep(target: np.ndarray, scale: float, rng, min_voxels: int) -> np.ndarray | None:
