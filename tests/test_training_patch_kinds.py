@@ -136,7 +136,25 @@ def test_contents_samples_centre_on_darker_contents_and_click_there():
     for s in got:
         if s.click is not None:  # on the target, darker than its bulk, not on its edge
             assert s.target[s.click] and s.image[s.click] < np.median(s.image[s.target]) - 0.2
-            z, y, x = s.click
-            assert s.target[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2].all()
+            z, y, x = s.click  # one voxel in from the contents' edge (6-connected erosion): its faces' neighbours too
+            assert s.target[z - 1:z + 2, y, x].all() and s.target[z, y - 1:y + 2, x].all()
+            assert s.target[z, y, x - 1:x + 2].all()
     plain = PatchSampler([(phantom_source(3, (192, 192, 192), p_arms=1.0), 1.0)], seed=1, pool_size=1, p_cpp=0.0)
     assert all(plain.sample(i).click is None for i in range(4))
+
+
+def test_contents_samples_keep_their_click_in_a_slab_and_paint_their_cpp_partner_alike(monkeypatch):
+    from ctsam3d_nb.training import data
+    from ctsam3d_nb.training.data import phantom_source
+
+    painted = []
+    real = data.paint_contents
+    monkeypatch.setattr(data, "paint_contents", lambda lab, dark: painted.append(dark is not None) or real(lab, dark))
+    sampler = PatchSampler([(phantom_source(3, (192, 192, 192), p_arms=1.0), 1.0)], seed=4, pool_size=1,
+                           p_contents=1.0, p_cpp=1.0, p_slab=1.0, p_domain_rand=1.0)
+    got = [sampler.sample(i) for i in range(12)]
+    cut = [s for s in got if not s.image.any(axis=(1, 2)).all()]  # slab samples: the slices outside it are 0
+    assert len(cut) >= 3 and all(s.click is not None for s in got)  # the slab passes through the click
+    for s in cut:
+        assert s.target[s.click] and s.image[s.click[0]].any()  # on a kept slice
+    assert painted.count(True) > len(got)  # U's contents, and V's where the partner patch shows them

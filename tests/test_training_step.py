@@ -221,7 +221,7 @@ def test_first_click_depth_reaches_the_round_one_clicks(monkeypatch):
 
 def test_contents_samples_get_their_samplers_click_in_the_step(monkeypatch):
     """TrainConfig.p_contents: a "contents" sample's round-1 click is the one its sampler placed (`Sample.click`),
-    carried through the batch; other samples click at the deepest point as before."""
+    carried through the batch into the step (other samples: test_training_patch_kinds)."""
     from ctsam3d_nb.modeling import build_model
     from ctsam3d_nb.training import loop
 

@@ -79,7 +79,7 @@ class TrainConfig:
     #   gluteal muscles; training/targets.py UNION_GROUPS)
     p_contents: float = 0.0  # probability that the target is a structure holding something darker than its bulk
     #   (gas in a stomach or bowel loop, marrow in a humerus), the patch centred there and the first click on it
-    #   (targets.contents_index, clicks.contents_click): the shipped weights segment only the bubble or the marrow
+    #   (targets.contents_index, contents_in_patch): the shipped weights segment only the bubble or the marrow
     #   (docs/model_card.md, session 25). p_lesion + p_subpart + p_union + p_contents <= 1
     p_elastic: float = 0.0  # real volumes only: probability of a smooth elastic deformation of the patch (one
     #   real anatomy becomes many; phantoms are a new anatomy each and are left alone)

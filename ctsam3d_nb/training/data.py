@@ -23,11 +23,11 @@ from .augment import ElasticWarp, contrast_phase
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
 from .targets import (  # noqa: F401  (SLAB_MM re-exported: it lived here before)
-    SLAB_MM, coarse_prior, contents_in_patch, contents_index, leak_prior, pick_union, slab_keep, subpart, zoom_prior)
+    SLAB_MM, coarse_prior, contents_in_patch, contents_index, darker_than, leak_prior, paint_contents, pick_union,
+    slab_keep, subpart, zoom_prior)
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
-CONTENTS_ID = 255  # the painting id of a contents sample's contents (ontology ids are 1..137, lesions' 201-209)
 RARE_TARGETS = {118: 0.15, 119: 0.3, 120: 0.3, 121: 0.3, **{i: 0.3 for i in (*range(25, 51), *range(92, 116))}}
 
 
@@ -44,7 +44,7 @@ class Sample:
     first: str = "target"  # first click: "target" (deepest point of the target), "prior" (deepest point
     #   of the prior: a zoom-out step, the finer level's mask is inside the target), "error" (largest
     #   error of the prior: a refine step with a click), "none" (a refine step without a click), "contents"
-    #   (``click``, on what the target holds: `targets.contents_in_patch`; the deepest point when None)
+    #   (``click``, on what the target holds: `targets.contents_in_patch`; when None, as for "target")
     kind: str = "structure"  # "structure" (one label), "union" (several, `targets.UNION_GROUPS`), "subpart"
     #   (`targets.subpart`) or "lesion" (an inserted lesion; ``label`` is then its id in `LESION_KINDS`)
     click: tuple | None = None  # a "contents" sample's first click (z, y, x), or None
@@ -364,8 +364,7 @@ class PatchSampler:
             seed = int(self.rng.integers(2**31))
             img_u = self._cut(vol, center, m, 1, scale, warp)
             dark, click = contents_in_patch(target, img_u, held[label][1], self.rng) if held else (None, None)
-            paint = lab_u if dark is None else np.where(dark, CONTENTS_ID, lab_u)  # own id, as lesions': kept apart
-            img_u = self._intensity(img_u, paint, seed, vol.real)
+            img_u = self._intensity(img_u, paint_contents(lab_u, dark), seed, vol.real)  # own id, as lesions have
             image_v = target_v = face = None
             if kind != "subpart" and self.rng.random() < self.p_cpp:  # a sub-part's extent is the prompt's
                 touches = {(a, d): bool(target[(slice(None),) * a
@@ -381,11 +380,13 @@ class PatchSampler:
                     lab_v = self._cut(vol, c_v, m, 0, scale, warp)
                     hit = lab_v == label if members is None else np.isin(lab_v, members)
                     target_v = hit & (not negative)  # negative: nothing continues across this face
-                    image_v = self._intensity(self._cut(vol, c_v, m, 1, scale, warp), lab_v, seed, vol.real)
+                    img_v = self._cut(vol, c_v, m, 1, scale, warp)  # its contents painted apart as in U
+                    dark_v = None if dark is None else darker_than(hit, img_v, held[label][1])
+                    image_v = self._intensity(img_v, paint_contents(lab_v, dark_v), seed, vol.real)
             if first is None:
                 prior, first = self._prior(target, scale, lab_u)
             if self.p_slab > 0 and self.rng.random() < self.p_slab:
-                keep = slab_keep(target, scale, self.rng, self.min_target_voxels)
+                keep = slab_keep(target, scale, self.rng, self.min_target_voxels, None if click is None else click[0])
                 if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either
                     img_u, target = img_u * keep, target & keep
                     prior = None if prior is None else prior * keep

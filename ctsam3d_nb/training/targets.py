@@ -17,7 +17,8 @@ target ends (a target without either only teaches the model to guess):
 
 Contents targets (`contents_index`) are structures holding something darker than their bulk (gas in a stomach
 or bowel loop, fatty marrow in a humerus or femur), their patch centred on it and their first click there
-(`clicks.contents_click`): users click there, and a model that learned only deepest-point clicks segments the bubble.
+(`contents_in_patch`, against the whole structure's median): users click there, and a model that learned only
+deepest-point clicks segments the bubble (`clicks.contents_click` is the same click for evaluation).
 """
 from __future__ import annotations
 
@@ -72,25 +73,41 @@ def contents_index(vol, min_voxels: int = 4) -> dict:
     return vol.contents
 
 
+#: the painting id of a contents sample's contents (ontology ids are 1..137, lesions' 201-209): domain
+#: randomisation gives them an intensity of their own, as it gives lesions
+CONTENTS_ID = 255
+
+
+def paint_contents(labels: np.ndarray, dark: np.ndarray | None) -> np.ndarray:
+    """``labels`` with the contents ``dark`` (or nothing, None) relabelled `CONTENTS_ID`, for intensity painting."""
+    return labels if dark is None else np.where(dark, CONTENTS_ID, labels)
+
+
+def darker_than(target: np.ndarray, image: np.ndarray, median: float, min_contrast: float = 0.4) -> np.ndarray:
+    """The voxels of ``target`` at least ``min_contrast`` below ``median`` on the [0, 1] ``image``."""
+    return target & (image <= median - min_contrast)
+
+
 def contents_in_patch(target: np.ndarray, image: np.ndarray, median: float, rng, min_contrast: float = 0.4,
                       min_voxels: int = 27):
     """A contents sample's contents in its patch (``image`` before any intensity change), measured against the
     whole structure's ``median`` (a patch of a stomach may hold mostly its gas): ``(mask, click)``, the click a
     random voxel of them at least half as deep as their deepest (`clicks.deepest_point`) one voxel in from their
     edge, or None when fewer than ``min_voxels`` are left there."""
-    dark = target & (image <= median - min_contrast)
+    dark = darker_than(target, image, median, min_contrast)
     core = ndimage.binary_erosion(dark)
     return dark, (deepest_point(core, rng=rng) if np.count_nonzero(core) >= min_voxels else None)
 
 
-def slab_keep(target: np.ndarray, scale: float, rng, min_voxels: int) -> np.ndarray | None:
+def slab_keep(target: np.ndarray, scale: float, rng, min_voxels: int, through: int | None = None):
     """A (64, 1, 1) bool mask of the patch's z slices a scan of limited coverage holds: `SLAB_MM` thick,
-    through a random voxel of the target; None when it would keep the whole patch or too little target."""
+    through a random voxel of the target (or slice ``through``: a contents sample's click); None when it would
+    keep the whole patch or too little target."""
     thick = int(round(rng.uniform(*SLAB_MM) / (1.5 * scale)))
     if thick >= PATCH:
         return None
     z = np.flatnonzero(target.any(axis=(1, 2)))
-    lo = int(z[rng.integers(len(z))]) - int(rng.integers(thick))
+    lo = int(z[rng.integers(len(z))] if through is None else through) - int(rng.integers(thick))
     keep = np.zeros((PATCH, 1, 1), bool)
     keep[max(lo, 0):max(lo + thick, 1)] = True
     return keep if (target & keep).sum() >= min_voxels else None
