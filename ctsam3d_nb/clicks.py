@@ -80,14 +80,16 @@ def first_click(gt: np.ndarray, spacing=None, rng: np.random.Generator | None = 
     return deepest_point(gt, spacing, rng, min_fraction)
 
 
-def darker_contents(gt: np.ndarray, image: np.ndarray, min_contrast: float = 0.4, erode: bool = True):
+def darker_contents(gt: np.ndarray, image: np.ndarray, min_contrast: float = 0.4, erode: bool = True,
+                    median: float | None = None):
     """What target ``gt`` holds that is darker than its bulk: the voxels of ``gt`` at least ``min_contrast`` below
     its median on ``image``, the [0, 1] image the model sees (`grid.normalize_hu`; 0.4 is 140 HU), with ``erode``
     one voxel in from their edge (off partial-volume rims, no lone noisy voxels); a bool mask of ``gt``'s shape,
     or None for an air-filled target (median at the window's floor: what a lung or gas-filled loop holds is
     clicked for itself). Gas, fat and marrow belong to the structure; what is brighter (a vessel or nodule in a
-    lung, a stone, a calcification) does not count, as a click there asks for that."""
-    median = float(np.median(image[gt]))
+    lung, a stone, a calcification) does not count, as a click there asks for that. ``median``: the structure's,
+    when ``gt`` is only a part of it (a training patch)."""
+    median = float(np.median(image[gt])) if median is None else median
     if median <= 0:
         return None
     dark = gt & (image <= median - min_contrast)

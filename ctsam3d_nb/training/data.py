@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..clicks import darker_contents
 from ..grid import LEVEL_FACTORS, downsample
 from ..patches import PATCH, STRIDE, crop
 from ..phantom.lesions import LESION_HOSTS, insert_lesions
@@ -23,7 +24,7 @@ from .augment import ElasticWarp, contrast_phase
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
 from .targets import (  # noqa: F401  (SLAB_MM re-exported: it lived here before)
-    SLAB_MM, coarse_prior, contents_in_patch, contents_index, darker_than, leak_prior, paint_contents, pick_union,
+    SLAB_MM, coarse_prior, contents_in_patch, contents_index, leak_prior, paint_contents, pick_union,
     slab_keep, subpart, zoom_prior)
 
 # target sampling weights: large background-like structures and the many ribs and
@@ -381,7 +382,7 @@ class PatchSampler:
                     hit = lab_v == label if members is None else np.isin(lab_v, members)
                     target_v = hit & (not negative)  # negative: nothing continues across this face
                     img_v = self._cut(vol, c_v, m, 1, scale, warp)  # its contents painted apart as in U
-                    dark_v = None if dark is None else darker_than(hit, img_v, held[label][1])
+                    dark_v = None if dark is None else darker_contents(hit, img_v, erode=False, median=held[label][1])
                     image_v = self._intensity(img_v, paint_contents(lab_v, dark_v), seed, vol.real)
             if first is None:
                 prior, first = self._prior(target, scale, lab_u)

@@ -66,9 +66,9 @@ def contents_index(vol, min_voxels: int = 4) -> dict:
             if box is None or label not in vol.points or label > TS_V2_MAX_ID or label in NO_CONTENTS:
                 continue
             g = labels[box] == label
-            core = darker_contents(g, image[box])
+            median = float(np.median(image[box][g]))
+            core = darker_contents(g, image[box], median=median)
             if core is not None and np.count_nonzero(core) >= min_voxels:
-                median = float(np.median(image[box][g]))
                 vol.contents[label] = ((np.argwhere(core) + [s.start for s in box]) * 2, median)
     return vol.contents
 
@@ -83,18 +83,13 @@ def paint_contents(labels: np.ndarray, dark: np.ndarray | None) -> np.ndarray:
     return labels if dark is None else np.where(dark, CONTENTS_ID, labels)
 
 
-def darker_than(target: np.ndarray, image: np.ndarray, median: float, min_contrast: float = 0.4) -> np.ndarray:
-    """The voxels of ``target`` at least ``min_contrast`` below ``median`` on the [0, 1] ``image``."""
-    return target & (image <= median - min_contrast)
-
-
 def contents_in_patch(target: np.ndarray, image: np.ndarray, median: float, rng, min_contrast: float = 0.4,
                       min_voxels: int = 27):
     """A contents sample's contents in its patch (``image`` before any intensity change), measured against the
     whole structure's ``median`` (a patch of a stomach may hold mostly its gas): ``(mask, click)``, the click a
     random voxel of them at least half as deep as their deepest (`clicks.deepest_point`) one voxel in from their
     edge, or None when fewer than ``min_voxels`` are left there."""
-    dark = darker_than(target, image, median, min_contrast)
+    dark = darker_contents(target, image, min_contrast, erode=False, median=median)  # median > 0: the index's
     core = ndimage.binary_erosion(dark)
     return dark, (deepest_point(core, rng=rng) if np.count_nonzero(core) >= min_voxels else None)
 
