@@ -70,6 +70,15 @@ def test_arms_only_where_the_field_holds_them_or_when_asked():
         make_phantom(4, arms="down", **WIDE)
 
 
+def test_nothing_is_labelled_where_the_scanner_reconstructs_nothing():
+    # arms asked for on the default 384 mm field: most of them lie outside its circle, where the image is air
+    ct, labels, names = make_phantom(4, arms=True, shape=(100, 64, 64), spacing=(6.0, 6.0, 6.0))
+    outside = (ct.array == -1024).all(axis=0)
+    assert outside.any() and not labels[:, outside].any()
+    assert set(names) == set(np.unique(labels).tolist()) - {0}  # a structure cut away entirely is not listed
+    assert {"humerus_left", "humerus_right"} & set(names.values())  # the parts inside the field stay
+
+
 def test_training_phantoms_with_arms_are_drawn_per_seed_on_a_wide_grid():
     from ctsam3d_nb.training import TrainConfig
     from ctsam3d_nb.training.sources import ARMS_GRID_X, phantom_source

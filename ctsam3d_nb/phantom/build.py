@@ -133,7 +133,13 @@ def make_phantom(
     xx = (np.arange(nx) - (nx - 1) / 2.0)[None, :] * spacing[2]
     # (with the arms in view, a field as wide as the grid: the scan was planned to hold them)
     radius = 0.5 * (max if arms else min)(ny * spacing[1], nx * spacing[2])
-    hu[:, yy**2 + xx**2 > radius**2] = -1024
+    outside = yy**2 + xx**2 > radius**2
+    hu[:, outside] = -1024
+    # ... nor labelled there (an arm cut by the field's edge, the skin fat of a wide trunk): a label on air would
+    # teach the model a structure the image does not show
+    cut = np.unique(cv.label[:, outside])
+    cv.label[:, outside] = 0
+    present = [i for i in present if i not in cut or (cv.label == i).any()]
     origin = tuple(-(n - 1) / 2.0 * s for n, s in zip(shape[::-1], spacing[::-1]))
     ct = CTVolume.from_array(hu, spacing=spacing, origin=origin)
     names = {i: _ID_TO_NAME[i] for i in present}

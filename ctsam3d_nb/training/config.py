@@ -259,9 +259,11 @@ def check_out_dir(cfg: TrainConfig) -> None:
 
 #: The training data of the long runs (session 5 on): phantoms with the real training CT, multi-scale patches,
 #: synthetic lesions, sub-parts and unions as targets, elastic and contrast augmentation of the real CT, scan slabs,
-#: and (from session 10) a quarter of the phantoms with the arms down in a wide field.
+#: and (from session 10) a quarter of the phantoms with the arms down in a wide field; from session 26 a tenth of the
+#: targets clicked on their darker contents (gas in the gut, marrow in a humerus), as the capacity run since session 25.
 DATA_RECIPE = dict(phantom_shape=(400, 256, 256), cpp_pos_weight=500.0, p_cpp_negative=0.3, large_target_boost=2.0,
                    p_multiscale=0.4, p_refine_prior=0.2, p_leak_prior=0.15, p_lesion=0.15, p_subpart=0.05, p_union=0.05,
+                   p_contents=0.1,
                    p_elastic=0.7, p_contrast=0.5, real_uniform_targets=True, p_slab=0.15, p_arms=0.25,
                    real_pairs=[("../shared/data/real_ct/example_ct_sm.nii.gz",
                                 "../shared/data/real_ct/example_seg.nii.gz")], real_weight=0.2)
