@@ -249,3 +249,55 @@ def test_contents_samples_get_their_samplers_click_in_the_step(monkeypatch):
 def _collate_for(samples, cfg, model):
     from ctsam3d_nb.training.loop import _collate
     return _collate(samples, cfg, np.random.default_rng(0), "cpu", model.config.cpp_sigma)
+
+
+def _face_slabs(target):
+    """The seeded round's candidate slabs (`loop._collate`): SLAB-deep at each face the target touches."""
+    from ctsam3d_nb.training.loop import SLAB
+    out = []
+    for a in range(3):
+        for d in (-1, 1):
+            edge = (slice(None),) * a + ((slice(0, 2) if d < 0 else slice(-2, None)),)
+            if target[edge].any():
+                sl = np.zeros(target.shape, bool)
+                sl[(slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)] = True
+                out.append(sl)
+    return out
+
+
+def test_partial_seeded_slabs_hold_part_of_the_target_at_a_face():
+    """TrainConfig.p_seeded_partial: a seeded round's mask slab is then a ball of the target's voxels there (what an
+    under-segmenting neighbour carries into a grown patch); without it the slab is the target's, unchanged."""
+    from ctsam3d_nb.training.loop import SLAB
+    from ctsam3d_nb.training.targets import partial_slab
+
+    with pytest.raises(ValueError, match="p_seeded_partial"):
+        TrainConfig(p_seeded_partial=1.5)
+    sampler = PatchSampler([(phantom_source(11, SMALL), 1.0)], seed=2, pool_size=1, p_cpp=0.0)
+    samples = [s for s in (sampler.sample(i) for i in range(12))
+               if s.prior is None and min((s.target & f).sum() for f in _face_slabs(s.target) or [0]) > 200]
+    assert len(samples) >= 3
+    shares = []
+    for partial in (0.0, 1.0):
+        cfg = TrainConfig(batch_size=len(samples), p_seeded=1.0, p_seeded_partial=partial)
+        batch = _collate_for(samples, cfg, build_model_nano())
+        for s, prior in zip(samples, batch["prior"].numpy() > 0.5):
+            slab = [f for f in _face_slabs(s.target) if prior.any() and not (prior & ~f).any()]
+            assert slab and not (prior & ~s.target).any()  # in one face slab, on the target only
+            if partial:
+                shares.append(max(prior.sum() / (s.target & f).sum() for f in slab))
+            else:
+                assert any(np.array_equal(prior, s.target & f) for f in slab)
+    assert all(0.1 < x < 0.95 for x in shares) and np.ptp(shares) > 0.1, shares
+    slab = samples[0].target[:SLAB]
+    a, b = (partial_slab(slab, np.random.default_rng(k)) for k in (5, 5))
+    assert np.array_equal(a, b) and not np.array_equal(a, partial_slab(slab, np.random.default_rng(6)))
+    one = np.zeros_like(slab)
+    one[3, 4, 5] = True
+    assert np.array_equal(partial_slab(one, np.random.default_rng(0)), one)  # nothing to cut from one voxel
+
+
+def build_model_nano():
+    from ctsam3d_nb.modeling import build_model
+    torch.manual_seed(0)
+    return build_model("nano")

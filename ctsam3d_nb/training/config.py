@@ -92,6 +92,9 @@ class TrainConfig:
     #   (the RARE_TARGETS down-weighting of ribs and vertebrae, meant for phantoms, would starve real vertebrae)
     init: str | None = None  # weights to start from when not resuming: "nano" (shipped) or a checkpoint .pt
     p_seeded: float = 0.25  # probability that round 1 starts like a CPP-grown patch (mask slab + heatmap)
+    p_seeded_partial: float = 0.0  # share of those seeded rounds whose slab holds only part of the target there
+    #   (a ball around one of its voxels, 20-90 % of them), as a grown patch carries what its neighbour found: an
+    #   under-segmenting neighbour's mask, which the patch should complete, not copy (docs/model_card.md, session 26)
     pool_size: int = 3  # volumes held in memory at once
     refresh_every: int = 48  # samples between replacing one pooled volume
     seed: int = 0  # seeds phantoms, sampling and clicks (per process: seed + rank)
@@ -155,7 +158,7 @@ class TrainConfig:
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
                      "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
-                     "first_click_depth", "p_contents"):
+                     "first_click_depth", "p_contents", "p_seeded_partial"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union + self.p_contents <= 1, "p_contents",

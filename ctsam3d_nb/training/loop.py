@@ -31,6 +31,7 @@ from .difficulty import TargetDifficulty
 from . import precision
 from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
 from .losses import dice_score, heatmap_loss, mask_loss
+from .targets import partial_slab
 
 SLAB = PATCH - STRIDE  # overlap depth of neighbouring patches
 #: A step whose gradient norm (before clipping) is above this is skipped like a non-finite one. Real steps give
@@ -126,7 +127,10 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
         if faces and rng.random() < cfg.p_seeded:
             a, d = faces[rng.integers(len(faces))]
             sl = (slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)
-            prior[i][sl] = torch.from_numpy(s.target[sl].astype(np.float32))
+            slab = s.target[sl]
+            if cfg.p_seeded_partial > 0 and rng.random() < cfg.p_seeded_partial:
+                slab = partial_slab(slab, rng)
+            prior[i][sl] = torch.from_numpy(slab.astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
              "first": [s.first for s in samples], "clicks": [s.click for s in samples],

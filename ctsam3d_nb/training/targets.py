@@ -1,5 +1,6 @@
 """Training targets beyond "one labelled structure": unions of structures and sub-parts of one; and the
-mask channels a sample may start from (a zoom-out step, a refine step, a leak into a neighbour).
+mask channels a sample may start from (a zoom-out step, a refine step, a leak into a neighbour, part of the
+target at a face as an under-segmenting neighbour carries it into a grown patch: `partial_slab`).
 
 An interactive model should learn "the region under the click, bounded by its edges", not only the
 structures of one label map. Both kinds are chosen so that the image or the prompt says where the
@@ -210,3 +211,16 @@ def leak_prior(target: np.ndarray, labels: np.ndarray, rng, min_voxels: int = 30
     if leak.sum() < max(min_voxels, 0.05 * n):
         return None
     return (target | leak).astype(np.float32)
+
+
+def partial_slab(slab: np.ndarray, rng, keep=(0.2, 0.9)) -> np.ndarray:
+    """Part of a target's face slab, as an under-segmenting neighbour carries it into a grown patch: the target's
+    voxels within a ball around one of them, holding a ``keep`` share (drawn uniformly) of them."""
+    pts = np.argwhere(slab)
+    if len(pts) < 2:
+        return slab
+    dist = np.sum((pts - pts[rng.integers(len(pts))]) ** 2, axis=1)
+    kept = pts[dist <= np.quantile(dist, rng.uniform(*keep))]
+    out = np.zeros_like(slab, dtype=bool)
+    out[tuple(kept.T)] = True
+    return out
