@@ -34,13 +34,16 @@ def _z_range(mask: np.ndarray) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="nano", help="shipped name or checkpoint path")
-    ap.add_argument("--seeds", type=int, nargs="*", default=[900000, 900001, 900002], help="held-out phantoms (none: real only)")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[900000, 900001, 900002],
+                    help="held-out phantoms (none, with --real: the real series only)")
     ap.add_argument("--structures", nargs="+", required=True, help="ontology names, e.g. aorta pancreas")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--top", type=int, default=4, help="false-positive labels listed per target")
     ap.add_argument("--real", action="store_true", help="also the held-out real DICOM series (case dicom_series)")
     ap.add_argument("--out", help="CSV of every target (optional)")
     args = ap.parse_args(argv)
+    if not args.seeds and not args.real:
+        ap.error("nothing to click: give --seeds, --real or both")
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     rows = []

@@ -61,8 +61,7 @@ def probe(model, ct, labels, names, case, min_voxels: int = 200) -> list[dict]:
 
     def spy(origin, prompt, *a, **k):  # what each decode was given, and what it returned
         prob = decode(origin, prompt, *a, **k)
-        seen.append((origin, prompt[0].numpy() > pred.threshold, _covered(origin, pred.object.masks.probs),
-                     prob.astype(np.float32) > pred.threshold))
+        seen.append((origin, prompt[0].numpy() > pred.threshold, _covered(origin, pred.object.masks.probs)))
         return prob
 
     pred.net.decode = spy
@@ -75,7 +74,11 @@ def probe(model, ct, labels, names, case, min_voxels: int = 200) -> list[dict]:
         seen.clear()
         pred.new_object(name)
         pred.click(first_click(gt, ct.spacing), positive=True)
-        for k, (origin, carried, cov, mask) in enumerate(seen[1:], 1):  # the first decode is the clicked patch
+        kept = pred.object.masks.probs  # the patches growth kept, as the click left them
+        for k, (origin, carried, cov) in enumerate(seen[1:], 1):  # the first decode is the clicked patch
+            if origin not in kept:
+                continue  # decoded and dropped (nothing of the object there)
+            mask = kept[origin].astype(np.float32) > pred.threshold
             target = _in_patch(on_grid, origin)
             shared, new = target & cov, target & ~cov
             if shared.sum() < min_voxels or new.sum() < min_voxels:
@@ -89,6 +92,8 @@ def probe(model, ct, labels, names, case, min_voxels: int = 200) -> list[dict]:
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean recalls per dataset, and where the carried mask holds under 60 % of the target."""
+    if df.empty:
+        return pd.DataFrame()
     df = df.assign(dataset=np.where(df["case"].astype(str).str.startswith("dicom"), "real", "phantoms"),
                    low=df["carried_recall"] < 0.6)
     out = df.groupby("dataset").agg(patches=("new_recall", "size"), carried=("carried_recall", "mean"),

@@ -26,7 +26,7 @@ from ctsam3d_nb.training.data import PatchSampler
 from ctsam3d_nb.training.loop import _sources
 
 SINGLE = dict(p_multiscale=0, p_refine_prior=0, p_leak_prior=0, p_lesion=0, p_subpart=0, p_union=0, p_slab=0,
-              p_cpp=0, refresh_every=48)
+              p_contents=0, p_cpp=0, refresh_every=48)
 
 
 def main(argv=None):

@@ -281,6 +281,8 @@ def test_partial_seeded_slabs_hold_part_of_the_target_at_a_face():
     for partial in (0.0, 1.0):
         cfg = TrainConfig(batch_size=len(samples), p_seeded=1.0, p_seeded_partial=partial)
         batch = _collate_for(samples, cfg, build_model_nano())
+        # a partial slab's round-1 click lies in it (the predictor seeds a grown patch in what it carried)
+        assert batch["first"] == [("prior" if partial and s.first == "target" else s.first) for s in samples]
         for s, prior in zip(samples, batch["prior"].numpy() > 0.5):
             slab = [f for f in _face_slabs(s.target) if prior.any() and not (prior & ~f).any()]
             assert slab and not (prior & ~s.target).any()  # in one face slab, on the target only

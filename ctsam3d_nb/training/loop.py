@@ -118,6 +118,7 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
     img = torch.from_numpy(np.stack([s.image for s in samples]))[:, None]
     tgt = torch.from_numpy(np.stack([s.target for s in samples]).astype(np.float32))[:, None]
     prior = torch.zeros(tgt.shape[:1] + tgt.shape[2:])
+    first = [s.first for s in samples]
     for i, s in enumerate(samples):  # start some rounds like a patch grown by CPP: a mask slab at one face
         if s.prior is not None:  # a zoom-out or refine step (the sampler drew the start)
             prior[i] = torch.from_numpy(s.prior)
@@ -130,12 +131,15 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             slab = s.target[sl]
             if cfg.p_seeded_partial > 0 and rng.random() < cfg.p_seeded_partial:
                 slab = partial_slab(slab, rng)
+                if first[i] == "target":  # clicked in what was carried, as the predictor seeds a grown patch
+                    first[i] = "prior"
             prior[i][sl] = torch.from_numpy(slab.astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
-             "first": [s.first for s in samples], "clicks": [s.click for s in samples],
+             "first": first, "clicks": [s.click for s in samples],
              # what TargetDifficulty scores: the ids of structure samples clicked at their deepest point, else 0
-             "difficulty_ids": [s.label if s.kind == "structure" and s.first == "target" else 0 for s in samples]}
+             "difficulty_ids": [s.label if s.kind == "structure" and f == "target" else 0
+                                for s, f in zip(samples, first)]}
     with_v = [i for i, s in enumerate(samples) if s.image_v is not None]
     if with_v:
         batch["v_index"] = torch.tensor(with_v)
