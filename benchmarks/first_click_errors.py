@@ -11,6 +11,7 @@ label of the phantom's label map (which neighbour it leaked into). ``--real`` ad
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def main(argv=None):
         if not (REAL / "dicom_series").exists():
             ap.error(f"--real: {REAL / 'dicom_series'} not found")
         ct = load_ct(REAL / "dicom_series")
-        cases = [*cases, ("dicom_series", ct, load_labels(REAL / "example_seg_dicom.nii.gz", ct))]
+        real = ("dicom_series", ct, load_labels(REAL / "example_seg_dicom.nii.gz", ct))
+        cases = itertools.chain(cases, [real])  # phantoms one at a time, as before
     for seed, ct, labels in cases:
         pred = Predictor(model).set_volume(ct)
         for name in args.structures:

@@ -34,24 +34,13 @@ PHANTOM_TARGETS = ["liver", "lung_right", "lung_left", "heart", "stomach", "aort
 REAL_TARGETS = ["liver", "spleen", "stomach", "aorta", "inferior_vena_cava", "vertebrae_T12"]
 
 
-def _in_patch(volume: np.ndarray, origin) -> np.ndarray:
-    """The 64³ box of ``volume`` at ``origin``, False outside the volume."""
-    out = np.zeros((P.PATCH,) * 3, bool)
-    src, dst = [], []
-    for o, n in zip(origin, volume.shape):
-        a, b = max(o, 0), min(o + P.PATCH, n)
-        src.append(slice(a, b))
-        dst.append(slice(a - o, b - o))
-    out[tuple(dst)] = volume[tuple(src)]
-    return out
-
-
 def _covered(origin, others) -> np.ndarray:
     """Voxels of the patch at ``origin`` that the patches at ``others`` also cover."""
     cov = np.zeros((P.PATCH,) * 3, bool)
     for u in others:
-        sl = tuple(slice(max(a - b, 0), max(min(a - b + P.PATCH, P.PATCH), 0)) for a, b in zip(u, origin))
-        cov[sl] = True
+        ov = P._overlap(tuple(np.subtract(u, origin)), P.PATCH, cov.shape)  # (in this patch, in u), None if apart
+        if ov is not None:
+            cov[ov[0]] = True
     return cov
 
 
@@ -79,7 +68,7 @@ def probe(model, ct, labels, names, case, min_voxels: int = 200) -> list[dict]:
             if origin not in kept:
                 continue  # decoded and dropped (nothing of the object there)
             mask = kept[origin].astype(np.float32) > pred.threshold
-            target = _in_patch(on_grid, origin)
+            target = P.crop(on_grid, origin, fill=False)
             shared, new = target & cov, target & ~cov
             if shared.sum() < min_voxels or new.sum() < min_voxels:
                 continue
