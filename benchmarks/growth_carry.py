@@ -6,7 +6,10 @@ decoded before it (what its prompt carries) and its own new voxels are scored ap
 
 * ``carried_recall``: the share of the target in the shared part that the carried mask holds;
 * ``new_recall``: the share of the target in the patch's new part that its mask holds;
-* ``new_fp``: the mask's voxels off the target there, per target voxel there.
+* ``new_fp``: the mask's voxels off the target there, per target voxel there;
+* ``carried_fp``: the carried mask's voxels off the target (a neighbour's leak carried in), per target voxel of the
+  shared part; ``seed_on_target``: whether the click the predictor adds at the carried mask's deepest point lies on
+  the target (off it, the patch is told to grow the leak).
 
 A model that copies its neighbours' misses has ``new_recall`` follow ``carried_recall`` down; one that completes
 them keeps ``new_recall`` high when the carried mask holds little (docs/model_card.md, session 26)::
@@ -26,7 +29,7 @@ import torch
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb import patches as P
 from ctsam3d_nb.anatomy import by_name
-from ctsam3d_nb.clicks import first_click
+from ctsam3d_nb.clicks import deepest_point, first_click
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_ct"
 PHANTOM_TARGETS = ["liver", "lung_right", "lung_left", "heart", "stomach", "aorta", "inferior_vena_cava",
@@ -75,7 +78,9 @@ def probe(model, ct, labels, names, case, min_voxels: int = 200) -> list[dict]:
             rows.append(dict(case=case, structure=name, patch=k, origin=" ".join(map(str, origin)),
                              carried_recall=round(float((carried & shared).sum() / shared.sum()), 3),
                              new_recall=round(float((mask & new).sum() / new.sum()), 3),
-                             new_fp=round(float((mask & ~target & ~cov).sum() / new.sum()), 3)))
+                             new_fp=round(float((mask & ~target & ~cov).sum() / new.sum()), 3),
+                             carried_fp=round(float((carried & ~target & cov).sum() / shared.sum()), 3),
+                             seed_on_target=bool(carried.any() and target[tuple(deepest_point(carried))])))
     return rows
 
 
@@ -87,6 +92,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                    low=df["carried_recall"] < 0.6)
     out = df.groupby("dataset").agg(patches=("new_recall", "size"), carried=("carried_recall", "mean"),
                                     new=("new_recall", "mean"), new_fp=("new_fp", "median"))
+    if "carried_fp" in df:  # (CSVs before session 27 lack them)
+        out = out.join(df.groupby("dataset").agg(carried_fp=("carried_fp", "median"),
+                                                 seed_off=("seed_on_target", lambda x: float(1 - x.mean()))))
     low = df[df["low"]].groupby("dataset").agg(low_patches=("new_recall", "size"),
                                                carried_low=("carried_recall", "mean"), new_low=("new_recall", "mean"))
     return out.join(low).round(3)

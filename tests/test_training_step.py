@@ -299,6 +299,42 @@ def test_partial_seeded_slabs_hold_part_of_the_target_at_a_face():
     assert np.array_equal(partial_slab(one, np.random.default_rng(0)), one)  # nothing to cut from one voxel
 
 
+
+def test_leaky_seeded_slabs_carry_a_neighbour_the_label_leaves_out():
+    """TrainConfig.p_seeded_leak: a seeded round's slab then also holds a structure touching the target there (a
+    neighbour's leak carried into a grown patch), the target unchanged, the click in what was carried of it; the
+    sampler draws the leak from a stream of its own, so the rest of the data is the same with and without."""
+    from scipy import ndimage
+
+    with pytest.raises(ValueError, match="p_seeded_leak"):
+        TrainConfig(p_seeded_leak=-0.1)
+    cfg = TrainConfig(p_seeded_leak=0.5)
+    assert PatchSampler.from_config(cfg, [(phantom_source(11, SMALL), 1.0)]).leaks
+    kw = dict(seed=2, pool_size=1, p_cpp=0.0, p_refine_prior=0.3)
+    plain = [PatchSampler([(phantom_source(11, SMALL), 1.0)], **kw).sample(i) for i in range(16)]
+    leaky = [PatchSampler([(phantom_source(11, SMALL), 1.0)], leaks=True, **kw).sample(i) for i in range(16)]
+    assert all(s.leak is None for s in plain)
+    for a, b in zip(plain, leaky):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.target, b.target) and a.first == b.first
+        if b.prior is not None:
+            assert b.leak is None  # a refine or zoom step starts from its own mask: not seeded
+        elif b.leak is not None:
+            assert not (b.leak & b.target).any() and (b.leak & ndimage.binary_dilation(b.target, iterations=2)).any()
+    samples = [s for s in leaky if s.leak is not None
+               and any((s.leak & f).sum() > 50 and (s.target & f).sum() > 50 for f in _face_slabs(s.target))]
+    assert len(samples) >= 3
+    batch = _collate_for(samples, TrainConfig(batch_size=len(samples), p_seeded=1.0, p_seeded_leak=1.0),
+                         build_model_nano())
+    assert batch["first"] == ["prior" if s.first == "target" else s.first for s in samples]
+    off = []
+    for s, prior, tgt in zip(samples, batch["prior"].numpy() > 0.5, batch["target"].numpy()[:, 0] > 0.5):
+        assert np.array_equal(tgt, s.target)  # the label stays the target
+        slab = [f for f in _face_slabs(s.target) if prior.any() and not (prior & ~f).any()]
+        assert any(np.array_equal(prior, (s.target | s.leak) & f) for f in slab)
+        off.append((prior & ~s.target).sum())
+    assert sum(n > 0 for n in off) >= 2, off  # most slabs carry some of the leak
+
+
 def build_model_nano():
     from ctsam3d_nb.modeling import build_model
     torch.manual_seed(0)

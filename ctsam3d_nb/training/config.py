@@ -95,6 +95,9 @@ class TrainConfig:
     p_seeded_partial: float = 0.0  # share of those seeded rounds whose slab holds only part of the target there
     #   (a ball around one of its voxels, 20-90 % of them), as a grown patch carries what its neighbour found: an
     #   under-segmenting neighbour's mask, which the patch should complete, not copy (docs/model_card.md, session 26)
+    p_seeded_leak: float = 0.0  # share of seeded rounds whose slab also holds a structure touching the target there
+    #   (targets.neighbour_leak), as a neighbour that leaked carries its leak into a grown patch, which should drop
+    #   it, not grow it (docs/model_card.md, session 27); the label stays the target
     pool_size: int = 3  # volumes held in memory at once
     refresh_every: int = 48  # samples between replacing one pooled volume
     seed: int = 0  # seeds phantoms, sampling and clicks (per process: seed + rank)
@@ -158,7 +161,8 @@ class TrainConfig:
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
                      "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
-                     "first_click_depth", "p_contents", "p_seeded_partial"):
+                     "first_click_depth", "p_contents", "p_seeded_partial",
+                     "p_seeded_leak"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v <= 1, name, "is a probability/ratio in [0, 1]")
         need(self.p_lesion + self.p_subpart + self.p_union + self.p_contents <= 1, "p_contents",

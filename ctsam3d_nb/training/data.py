@@ -17,15 +17,16 @@ import numpy as np
 from scipy import ndimage
 
 from ..clicks import darker_contents
-from ..grid import LEVEL_FACTORS, downsample
+from ..grid import LEVEL_FACTORS
 from ..patches import PATCH, STRIDE, crop
 from ..phantom.lesions import LESION_HOSTS, insert_lesions
 from .augment import ElasticWarp, contrast_phase
+from .pool import Volume
 from .sources import (  # noqa: F401  (re-exported: the sources lived here before)
     case_index, dataset_source, find_pairs, folder_source, load_on_grid, phantom_source)
 from .targets import (  # noqa: F401  (SLAB_MM re-exported: it lived here before)
-    SLAB_MM, coarse_prior, contents_in_patch, contents_index, leak_prior, paint_contents, pick_union,
-    slab_keep, subpart, zoom_prior)
+    SLAB_MM, coarse_prior, contents_in_patch, contents_index, leak_prior, neighbour_leak, paint_contents,
+    pick_union, slab_keep, subpart, zoom_prior)
 
 # target sampling weights: large background-like structures and the many ribs and
 # vertebrae are drawn less often than organs and vessels
@@ -49,41 +50,9 @@ class Sample:
     kind: str = "structure"  # "structure" (one label), "union" (several, `targets.UNION_GROUPS`), "subpart"
     #   (`targets.subpart`) or "lesion" (an inserted lesion; ``label`` is then its id in `LESION_KINDS`)
     click: tuple | None = None  # a "contents" sample's first click (z, y, x), or None
-
-
-class Volume:
-    """One volume of the pool with a per-label index of voxel positions (for fast target sampling)."""
-
-    def __init__(self, image, labels, rng, max_points=4000):
-        self.image = np.ascontiguousarray(image, np.float32)
-        self.labels = labels
-        sub = labels[::2, ::2, ::2]
-        flat = sub.ravel()
-        order = np.argsort(flat, kind="stable")
-        ids, starts = np.unique(flat[order], return_index=True)
-        self.points = {}
-        self.ml = {}  # volume of each label in mL (from the 2x-subsampled counts; 1.5 mm grid)
-        bounds = list(starts[1:]) + [len(order)]
-        for i, a, b in zip(ids, starts, bounds):
-            if i == 0 or b - a < 8:
-                continue
-            self.ml[int(i)] = (b - a) * 8 * 1.5 ** 3 / 1000
-            pick = order[a:b]
-            if len(pick) > max_points:
-                pick = rng.choice(pick, max_points, replace=False)
-            self.points[int(i)] = np.stack(np.unravel_index(pick, sub.shape), 1) * 2
-        self._levels = {1: self}
-        self.real = False  # a real scan (its source has ``real = True``): elastic and contrast augmentation
-
-    def level(self, factor: int) -> "Volume":
-        """This volume ``factor`` times coarser (:func:`~ctsam3d_nb.grid.downsample`; labels: nearest), cached."""
-        if factor not in self._levels:
-            v = Volume.__new__(Volume)
-            v.image = downsample(self.image, factor)
-            v.labels = np.ascontiguousarray(self.labels[::factor, ::factor, ::factor])
-            v.real = self.real
-            self._levels[factor] = v
-        return self._levels[factor]
+    leak: np.ndarray | None = None  # (64, 64, 64) bool, where a mask leaking from the target runs on
+    #   (`targets.neighbour_leak`), for seeded rounds that carry a neighbour's leak; None unless the sampler
+    #   was asked (``leaks``) or the target has no such neighbour
 
 
 class PatchSampler:
@@ -128,6 +97,8 @@ class PatchSampler:
             `SLAB_MM` thickness through the target is kept, the rest is what the predictor pads a scan
             with (0 after normalisation), the target too (partial-coverage scans, like the 40-mm
             DICOM series here; no CPP partner).
+        leaks: give structure samples without a prior a ``leak`` (`Sample`; drawn from a random stream of its
+            own, so the rest of the data is the same with and without).
         difficulty: a `~ctsam3d_nb.training.difficulty.TargetDifficulty` whose factors scale the structures'
             sampling weights (the training step updates it; None = off).
     """
@@ -137,7 +108,8 @@ class PatchSampler:
                  p_cpp_negative=0.0, large_target_boost=0.0, large_target_ml=150.0,
                  p_multiscale=0.0, max_scale=4.0, p_zoom_prior=0.5, p_refine_prior=0.0, min_coarse_voxels=300,
                  p_lesion=0.0, p_subpart=0.0, p_union=0.0, p_elastic=0.0, elastic_mm=6.0, p_contrast=0.0,
-                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0, p_contents=0.0, difficulty=None):
+                 real_uniform_targets=False, p_slab=0.0, p_leak_prior=0.0, p_contents=0.0, leaks=False,
+                 difficulty=None):
         self.sources = sources
         self.seed, self.rank = int(seed), int(rank)
         self.pool_size, self.refresh_every = pool_size, refresh_every
@@ -156,7 +128,7 @@ class PatchSampler:
             raise ValueError(f"p_lesion + p_subpart + p_union + p_contents must be <= 1, got {total}")
         self.p_elastic, self.elastic_mm = float(p_elastic), float(elastic_mm)
         self.p_contrast, self.real_uniform_targets = float(p_contrast), bool(real_uniform_targets)
-        self.p_slab, self.difficulty = float(p_slab), difficulty
+        self.p_slab, self.difficulty, self.leaks = float(p_slab), difficulty, bool(leaks)
         self.pool: dict[int, Volume] = {}
         self.count = 0
         self.rng = np.random.default_rng([self.seed, self.rank, 0])
@@ -182,7 +154,7 @@ class PatchSampler:
                    p_subpart=cfg.p_subpart, p_union=cfg.p_union, p_elastic=cfg.p_elastic,
                    elastic_mm=cfg.elastic_mm, p_contrast=cfg.p_contrast,
                    real_uniform_targets=cfg.real_uniform_targets, p_slab=cfg.p_slab, p_leak_prior=cfg.p_leak_prior,
-                   p_contents=cfg.p_contents, difficulty=difficulty)
+                   p_contents=cfg.p_contents, leaks=cfg.p_seeded_leak > 0, difficulty=difficulty)
 
     def _volume(self) -> Volume:
         first = self.count // self.refresh_every
@@ -389,10 +361,13 @@ class PatchSampler:
             if self.p_slab > 0 and self.rng.random() < self.p_slab:
                 keep = slab_keep(target, scale, self.rng, self.min_target_voxels, None if click is None else click[0])
                 if keep is not None:  # the scan ends above and below: no neighbour to grow into along z either
-                    img_u, target = img_u * keep, target & keep
+                    img_u, target, lab_u = img_u * keep, target & keep, lab_u * keep
                     prior = None if prior is None else prior * keep
                     click = click if click is None or keep[click[0], 0, 0] else None
                     image_v = target_v = face = None
+            leak = None
+            if self.leaks and prior is None and kind == "structure":
+                leak = neighbour_leak(target, lab_u, np.random.default_rng([self.seed, self.rank, self.count, 3]))
             self.count += 1
-            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind, click)
+            return Sample(img_u, target, image_v, target_v, face, label, scale, prior, first, kind, click, leak)
         raise RuntimeError("could not find a patch with a big enough target in 50 tries; check the label maps")

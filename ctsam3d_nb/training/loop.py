@@ -133,6 +133,9 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
                 slab = partial_slab(slab, rng)
                 if first[i] == "target":  # clicked in what was carried, as the predictor seeds a grown patch
                     first[i] = "prior"
+            if s.leak is not None and cfg.p_seeded_leak > 0 and rng.random() < cfg.p_seeded_leak:
+                slab = slab | s.leak[sl]  # a neighbour's leak carried in: to drop (the label stays the target)
+                first[i] = "prior" if first[i] == "target" else first[i]
             prior[i][sl] = torch.from_numpy(slab.astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,

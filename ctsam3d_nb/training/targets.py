@@ -57,7 +57,7 @@ NO_CONTENTS = (2, 3, 5)
 
 
 def contents_index(vol, min_voxels: int = 4) -> dict:
-    """``{label: (points, median)}`` of the TotalSegmentator structures of ``vol`` (a `data.Volume`) that hold
+    """``{label: (points, median)}`` of the TotalSegmentator structures of ``vol`` (a `pool.Volume`) that hold
     darker contents (`clicks.darker_contents`, on the 3 mm grid: at least ``min_voxels`` there): their contents'
     points (1.5 mm grid indices) and the structure's median; indexed on first use and cached on ``vol``."""
     if getattr(vol, "contents", None) is None:
@@ -194,11 +194,18 @@ def leak_prior(target: np.ndarray, labels: np.ndarray, rng, min_voxels: int = 30
     A promptable model's commonest error is to run on into a neighbour of similar intensity (the IVC into the
     right atrium, a vertebra into the next, the stomach into the spleen). The user's fix is a negative click in
     the neighbour, which must drop all of it, not a blob around the click; grown over many patches, most of
-    the leak lies far from any click. Returned: ``target`` plus one neighbour (``labels`` id > 0, drawn by
-    contact area) as float32, the neighbour kept whole or, half of the time or when it is more than
-    ``max_ratio`` times the target, only within 6-24 voxels of the target (a leak on its way in); the first
-    click goes to the largest error (`~ctsam3d_nb.training.data.Sample` ``first="error"``): the negative click.
+    the leak lies far from any click. Returned: ``target`` plus `neighbour_leak` as float32; the first click
+    goes to the largest error (`~ctsam3d_nb.training.data.Sample` ``first="error"``): the negative click.
     """
+    leak = neighbour_leak(target, labels, rng, min_voxels, max_ratio)
+    return None if leak is None else (target | leak).astype(np.float32)
+
+
+def neighbour_leak(target: np.ndarray, labels: np.ndarray, rng, min_voxels: int = 30, max_ratio: float = 3.0):
+    """Where a mask leaking from ``target`` runs on (bool), or None: one structure touching it (``labels`` id > 0,
+    drawn by contact area), whole or, half of the time or when it is more than ``max_ratio`` times the target,
+    only within 6-24 voxels of the target (a leak on its way in); None when no neighbour gives ``min_voxels``
+    (and 5 % of the target)."""
     ring = ndimage.binary_dilation(target, iterations=2) & ~target
     ids, contact = np.unique(labels[ring], return_counts=True)
     contact, ids = contact[ids > 0], ids[ids > 0]
@@ -210,7 +217,7 @@ def leak_prior(target: np.ndarray, labels: np.ndarray, rng, min_voxels: int = 30
         leak &= ndimage.distance_transform_edt(~target) <= rng.uniform(6, 24)
     if leak.sum() < max(min_voxels, 0.05 * n):
         return None
-    return (target | leak).astype(np.float32)
+    return leak
 
 
 def partial_slab(slab: np.ndarray, rng, keep=(0.2, 0.9)) -> np.ndarray:
