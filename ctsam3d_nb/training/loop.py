@@ -129,13 +129,14 @@ def _collate(samples, cfg: TrainConfig, rng, device, sigma: float):
             a, d = faces[rng.integers(len(faces))]
             sl = (slice(None),) * a + ((slice(0, SLAB) if d < 0 else slice(-SLAB, None)),)
             slab = s.target[sl]
-            if cfg.p_seeded_partial > 0 and rng.random() < cfg.p_seeded_partial:
+            partial = cfg.p_seeded_partial > 0 and rng.random() < cfg.p_seeded_partial
+            if partial:
                 slab = partial_slab(slab, rng)
-                if first[i] == "target":  # clicked in what was carried, as the predictor seeds a grown patch
-                    first[i] = "prior"
-            if s.leak is not None and cfg.p_seeded_leak > 0 and rng.random() < cfg.p_seeded_leak:
+            leak = s.leak is not None and cfg.p_seeded_leak > 0 and rng.random() < cfg.p_seeded_leak
+            if leak:
                 slab = slab | s.leak[sl]  # a neighbour's leak carried in: to drop (the label stays the target)
-                first[i] = "prior" if first[i] == "target" else first[i]
+            if (partial or leak) and first[i] == "target":  # clicked in what was carried of the target, as the
+                first[i] = "prior"  # predictor seeds a grown patch (`clicks.first_click` on prior & target)
             prior[i][sl] = torch.from_numpy(slab.astype(np.float32))
     batch = {"image": _channels_last(img.to(device)), "target": tgt.to(device), "prior": prior.to(device),
              "image_v": None,
