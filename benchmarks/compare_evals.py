@@ -6,8 +6,9 @@ Both files are ``clicks.csv`` from ``evaluate_shipped.py`` (or ``python -m ctsam
 are matched by dataset, case and structure (and session, when both files have one); only targets present in
 both count. For each dataset and
 click it prints the mean Dice of A and of B, the mean paired change B - A with its standard error, and how
-many targets moved up or down by more than ``--margin``. This is how the model card decides whether new
-weights beat the shipped ones.
+many targets moved up or down by more than ``--margin``; when both files have a ``patches`` column, also the mean
+number of 64³ patches each object spans after the click (what a click costs: more patches, more decoding). This is
+how the model card decides whether new weights beat the shipped ones.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ KEYS = ["dataset", "case", "structure"]
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0.01) -> pd.DataFrame:
-    """One row per dataset and click: n, dice_a, dice_b, change, se, better, worse."""
+    """One row per dataset and click: n, dice_a, dice_b, change, se, better, worse (and patches_a, patches_b
+    when both frames have a ``patches`` column)."""
     for name, df in (("A", a), ("B", b)):
         missing = [c for c in KEYS + ["click", "dice"] if c not in df.columns]
         if missing:
@@ -37,8 +39,9 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0
         raise ValueError(f"A's sessions 2.. drew first clicks at --first-click-depth {sorted(depths[0])}, B's at "
                          f"{sorted(depths[1])}: their sessions are not the same clicks; compare files made alike")
     keys = KEYS + ["session"]
+    cost = ["patches"] if all("patches" in df.columns for df in (a, b)) else []
     # keys as text: a file of phantom seeds alone reads its case column as numbers, one with the real case as text
-    a, b = (df[keys + ["click", "dice"]].astype({k: str for k in keys}) for df in (a, b))
+    a, b = (df[keys + ["click", "dice"] + cost].astype({k: str for k in keys}) for df in (a, b))
     m = a.merge(b, on=keys + ["click"], suffixes=("_a", "_b"))
     rows = []
     for ds, g in m.groupby("dataset", sort=False):
@@ -49,8 +52,10 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, clicks=(1, 3, 5), margin: float = 0
             d = s.dice_b - s.dice_a
             rows.append({"dataset": ds, "click": k, "n": len(s), "dice_a": s.dice_a.mean(), "dice_b": s.dice_b.mean(),
                          "change": d.mean(), "se": d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan"),
-                         "better": int((d > margin).sum()), "worse": int((d < -margin).sum())})
-    return pd.DataFrame(rows, columns=["dataset", "click", "n", "dice_a", "dice_b", "change", "se", "better", "worse"])
+                         "better": int((d > margin).sum()), "worse": int((d < -margin).sum()),
+                         **({"patches_a": s.patches_a.mean(), "patches_b": s.patches_b.mean()} if cost else {})})
+    columns = ["dataset", "click", "n", "dice_a", "dice_b", "change", "se", "better", "worse"]
+    return pd.DataFrame(rows, columns=columns + (["patches_a", "patches_b"] if cost else []))
 
 
 def markdown(t: pd.DataFrame) -> str:
@@ -58,6 +63,8 @@ def markdown(t: pd.DataFrame) -> str:
     def cell(col, v):
         if col == "change":
             return f"{v:+.3f}"
+        if col.startswith("patches"):
+            return f"{v:.1f}"
         return f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)
 
     lines = ["| " + " | ".join(t.columns) + " |",

@@ -88,3 +88,12 @@ def test_a_file_without_sessions_pairs_with_session_1_only_and_other_depths_are_
     assert t.iloc[0].n == 2 and t.iloc[0].change == pytest.approx(0.05)
     with pytest.raises(ValueError, match="first-click-depth"):
         compare_evals.paired(new, new.assign(first_click_depth=0.5), clicks=(1,))
+
+
+def test_patches_per_click_are_compared_when_both_files_have_them():
+    a = clicks({("1", "liver"): [0.4, 0.6], ("1", "aorta"): [0.3, 0.3]}).assign(patches=[4, 6, 2, 2])
+    b = clicks({("1", "liver"): [0.5, 0.6], ("1", "aorta"): [0.3, 0.3]}).assign(patches=[9, 11, 5, 3])
+    t = compare_evals.paired(a, b, clicks=(1, 2))
+    assert list(t.patches_a) == [3.0, 4.0] and list(t.patches_b) == [7.0, 7.0]
+    assert "| 3.0 | 7.0 |" in compare_evals.markdown(t)
+    assert "patches_a" not in compare_evals.paired(a.drop(columns="patches"), b, clicks=(1,)).columns
