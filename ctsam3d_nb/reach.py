@@ -113,8 +113,9 @@ def grow(pred, obj: ObjectState, seeds, timing):
                         continue  # the CPP net sees no continuation in this neighbour
                     heat = None  # the peaks become clicks instead of the raw map
             t = time.perf_counter()
-            prob_v = pred.net.decode(v, pred._prompt(obj, v, positive_map=heat, seed_from_prior=True,
-                                                     extra_positive=peaks))
+            prompt = pred._prompt(obj, v, positive_map=heat, seed_from_prior=pred.settings.growth_seed,
+                                  extra_positive=peaks)
+            prob_v = pred.net.decode(v, prompt)
             timing["decode"] += time.perf_counter() - t
             if pred.settings.growth_guard:
                 prob_v = _continuation(pred, prob_v, obj.masks.patch_prior(v), axis, direction)

@@ -45,10 +45,10 @@ class SessionLog:
     VERSION = 1
     # settings that older logs left out take the defaults of their time: cross-patch growth (no zoom
     # levels before session 4), with CPP heatmaps (before session 3), keeping every part (before session 7),
-    # no retraction after negative clicks (before session 11)
+    # no retraction after negative clicks (before session 11); grown patches seeded with a click (before session 28)
     LEGACY_SETTINGS = {"mode": "grow", "keep_connected": False, "cpp_heatmaps": True, "cpp_peak_threshold": None,
                        "growth_guard": False, "growth_min_agreement": 0.5, "retract_budget": 0,
-                       "self_rounds": 0}
+                       "self_rounds": 0, "growth_seed": True}
     MAX_UNDO = 30  # snapshots kept for undo (bounded memory over long sessions)
     FILE = "ctsam3d_session.json"
 

@@ -45,6 +45,8 @@ class ClickSettings:
     #   both see (Dice >= this; 0 = always zoom): a leak that touched the faces does not zoom out
     # ---- grow
     growth_budget: int = 27  # most 64³ patches one object may span through cross-patch growth
+    growth_seed: bool = True  # a grown patch's prompt also gets a positive click at the deepest point of the mask
+    #   carried into it (False: the carried mask alone, in the prompt's mask channel)
     cpp_heatmaps: bool = False  # also add the CPP net's heatmap to a grown patch's prompt (the release's way)
     cpp_peak_threshold: float | None = None  # only heatmap peaks above this become clicks (needs cpp_heatmaps)
     growth_guard: bool = False  # keep a grown patch only if it continues the carried mask through the overlap
@@ -75,7 +77,7 @@ class ClickSettings:
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
         need(_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget", "must be a whole number >= 0")
         need(_whole(self.self_rounds) and 0 <= self.self_rounds <= 8, "self_rounds", "must be a whole number in [0, 8]")
-        for name in ("keep_connected", "cpp_heatmaps", "growth_guard"):
+        for name in ("keep_connected", "cpp_heatmaps", "growth_guard", "growth_seed"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold
         need(pt is None or (_number(pt) and 0 < pt <= 1), "cpp_peak_threshold", "must be None or a number in (0, 1]")

@@ -68,6 +68,38 @@ def test_growth_without_cpp_heatmaps_uses_the_overlap_seed_only():
     assert again.settings.cpp_heatmaps is False and np.array_equal(again.mask, mask)
 
 
+class PromptLog(RegionModel):
+    """RegionModel that keeps, per decode, whether its prompt held a positive click and a carried mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.prompts = []
+
+    def decode(self, features, prompt):
+        self.prompts.append((bool((prompt[:, 1] > 0.5).any()), bool((prompt[:, 0] > 0.5).any())))
+        return super().decode(features, prompt)
+
+
+def test_grown_patches_take_the_carried_mask_alone_without_the_growth_seed():
+    ct, tube, branch = tube_ct(260)
+    seeded, plain = PromptLog(), PromptLog()
+    a = Predictor(seeded).set_volume(ct).click((130, 30, 30))  # the default: a seed click in every grown patch
+    pred = Predictor(plain, growth_seed=False).set_volume(ct)
+    b = pred.click((130, 30, 30))
+    grown = [p for p in seeded.prompts if p[1]]
+    assert len(grown) >= 4 and all(click for click, _ in grown)
+    grown = [p for p in plain.prompts if p[1]]
+    assert len(grown) >= 4 and not any(click for click, _ in grown)  # no click: the mask channel carries it
+    assert dice(b, tube | branch) > 0.97 and dice(a, b) > 0.99
+    again = Predictor.replay(pred.session, ct, model=RegionModel())
+    assert again.settings.growth_seed is False and np.array_equal(again.mask, b)
+    old = pred.session
+    del old["settings"]["growth_seed"]  # a log from before the setting: seeded, as then
+    assert Predictor.replay(old, ct, model=RegionModel()).settings.growth_seed is True
+    with pytest.raises(ValueError, match="growth_seed"):
+        Predictor(RegionModel(), growth_seed="no")
+
+
 def test_logs_from_before_the_growth_settings_replay_with_the_defaults_of_their_time():
     ct, tube, branch = tube_ct(260)
     pred = Predictor(RegionModel(), cpp_heatmaps=True, keep_connected=False).set_volume(ct)  # until session 3
