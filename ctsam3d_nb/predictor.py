@@ -192,7 +192,7 @@ class Predictor:
         prior = obj.masks.patch_prior(origin, factor)
         if seed_from_prior and (prior > self.threshold).any():
             # a grown patch also gets a click at the deepest point of what the neighbour already
-            # segmented in the overlap: a sure positive, like the seeded rounds in training
+            # segmented in the overlap: a sure positive, like the seeded rounds in training (growth_seed)
             seed = deepest_point(prior > self.threshold)
             pts = np.concatenate([pts, np.asarray([seed], float)])
             labels = np.concatenate([labels, [1]])
