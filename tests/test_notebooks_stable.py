@@ -170,6 +170,34 @@ def test_jupyterlab_opens_and_saves_every_tutorial_unchanged(tmp_path):
 def _open_save_compare(page, url, path: Path, tracked: bytes):
     nb = nbformat.reads(tracked.decode("utf-8"), as_version=4)
     views = len(norm.widget_views(nb))
+    report = _open_and_render(page, url, path, views)
+    if report["errors"] and all(e.endswith("model not found") for e in report["errors"]):
+        # an upstream race (ipywidgets #3823): jupyterlab_widgets' WidgetManager starts a restore in its constructor
+        # (kernel, then the notebook's stored state) and another when the kernel connects (kernel only), and
+        # swallows their errors; when the second marks the manager restored without the stored state, a view stays
+        # "model not found" for good (CI, 2 of 05_3d_and_dicom's 3 views, after 60 s). Every view's model is in the
+        # stored state (test_tracked_notebook_is_in_jupyterlab_form), so reload once, as a user would; an error
+        # that stays after that fails the test.
+        print(f"{path.name}: {report['errors']} after the first load; reloading once")
+        report = _open_and_render(page, url, path, views)
+    assert not report["errors"], f"{path.name}: {report['errors']}"
+    assert report["painted"] >= report["canvas_divs"], f"{path.name}: a restored canvas is blank: {report}"
+    assert not report["dirty"], f"{path.name}: JupyterLab changed the notebook on opening it"
+    mtime = path.stat().st_mtime_ns
+    page.locator(".jp-NotebookPanel:visible .jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 30
+    while path.stat().st_mtime_ns == mtime:
+        assert time.monotonic() < deadline, f"{path.name}: JupyterLab did not save"
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(500)  # the write is atomic (a rename), but let it finish
+    assert path.read_bytes() == tracked, f"{path.name}: JupyterLab saved it differently; fix: {FIX}"
+
+
+def _open_and_render(page, url, path: Path, views: int) -> dict:
+    """Open ``path`` alone in JupyterLab, wait for its kernel and its ``views`` widget views, and report errors,
+    painted canvases and whether the tab is dirty."""
     page.goto(f"{url}/lab/tree/notebooks/{path.name}?reset", wait_until="domcontentloaded")  # only this tab
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
     page.locator("#jp-main-statusbar", has_text=re.compile(r"\|\s*Idle")).wait_for()  # kernel up: language_info set
@@ -184,15 +212,15 @@ def _open_save_compare(page, url, path: Path, tracked: bytes):
     }}""", arg=views)
     # a view can render before the starting kernel's widget-state restore and show "model not found"; the
     # restore then renders it again (ipywidgets PR #2570, jupyterlab #10533): give that 60 s (20 s was too short
-    # for 05_3d_and_dicom's views once, with a training run sharing the 2-core CPU), an error that stays fails below
+    # for 05_3d_and_dicom's views once, with a training run sharing the 2-core CPU); an error that stays is reported
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     try:
         page.wait_for_function(f"() => !{widget_outputs}.some(o => /Error displaying widget/.test(o.innerText))",
                                timeout=60_000)
     except PlaywrightTimeout:
-        pass  # the error stayed: the assertion below names it
+        pass  # the error stayed: the caller sees it in the report
     page.wait_for_timeout(1500)  # canvases draw their stored picture once its image has loaded
-    report = page.evaluate(f"""() => {{
+    return page.evaluate(f"""() => {{
       const outs = {widget_outputs};
       const canvases = outs.flatMap(o => [...o.querySelectorAll('.jupyter-matplotlib-canvas-div canvas')]);
       return {{
@@ -205,16 +233,3 @@ def _open_save_compare(page, url, path: Path, tracked: bytes):
             .classList.contains('jp-mod-dirty'),
       }};
     }}""")
-    assert not report["errors"], f"{path.name}: {report['errors']}"
-    assert report["painted"] >= report["canvas_divs"], f"{path.name}: a restored canvas is blank: {report}"
-    assert not report["dirty"], f"{path.name}: JupyterLab changed the notebook on opening it"
-    mtime = path.stat().st_mtime_ns
-    page.locator(".jp-NotebookPanel:visible .jp-Notebook").first.click(position={"x": 5, "y": 5})
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+s")
-    deadline = time.monotonic() + 30
-    while path.stat().st_mtime_ns == mtime:
-        assert time.monotonic() < deadline, f"{path.name}: JupyterLab did not save"
-        page.wait_for_timeout(200)
-    page.wait_for_timeout(500)  # the write is atomic (a rename), but let it finish
-    assert path.read_bytes() == tracked, f"{path.name}: JupyterLab saved it differently; fix: {FIX}"
