@@ -76,12 +76,14 @@ class ModelGrid:
 
     @classmethod
     def covering(cls, ct: CTVolume, spacing: float = MODEL_SPACING) -> "ModelGrid":
-        """The grid covering all voxel centres of ``ct`` (any orientation)."""
+        """The grid covering all voxel centres of ``ct`` (any orientation): it starts at the lowest corner's
+        centre and its last voxel centre lies within half a grid voxel of the highest, so every CT voxel's
+        nearest grid voxel is in the grid (with floor, a CT extent of 332.7 grid voxels lost its last row)."""
         size = np.asarray(ct.shape) - 1
         corners = np.array(np.meshgrid(*[[0, s] for s in size], indexing="ij")).reshape(3, -1).T
         pts = ct.index_to_physical(corners)
         lo, hi = pts.min(0), pts.max(0)
-        n_xyz = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
+        n_xyz = np.floor((hi - lo) / spacing + 0.5).astype(int) + 1
         return cls(tuple(float(v) for v in lo), tuple(int(v) for v in n_xyz[::-1]), float(spacing))
 
     def coarser(self, factor: int) -> "ModelGrid":

@@ -83,6 +83,27 @@ def test_mask_back_to_anisotropic_ct(name):
     assert back[interior].all()
 
 
+@pytest.mark.parametrize("name", FLIP_PERM)
+@pytest.mark.parametrize("spacing", [(2.0, 0.9765625, 0.9765625), (1.0, 1.0, 1.0), (0.8, 1.2, 2.5)])
+def test_every_ct_voxel_has_its_grid_voxel(name, spacing):
+    """A mask filling the grid fills the whole CT, edges included: the grid's last voxel centre lies within
+    half a grid voxel of the CT's last (the held-out DICOM series' 512 x 0.977 mm rows span 332.7 grid voxels;
+    a grid of 333 left its last row and column out of every mask)."""
+    shape = (21, 41, 33)
+    ct = CTVolume.from_array(synthetic_hu(shape), spacing=spacing, origin=(-3, 8, 40), direction=FLIP_PERM[name])
+    grid = ModelGrid.covering(ct)
+    assert grid.mask_to_ct(np.ones(grid.shape, bool), ct).all()
+    extent = np.sort((np.asarray(shape) - 1) * np.asarray(spacing))
+    assert np.all(np.abs((np.sort(grid.shape) - 1) * 1.5 - extent) <= 0.75 + 1e-9)  # no grid voxel to spare
+    # a mask in the grid's last slab alone reaches the CT's last slice on that axis
+    last = np.zeros(grid.shape, bool)
+    last[-1] = True
+    back = grid.mask_to_ct(last, ct)
+    axis = int(np.argmax(np.abs(ct.direction[2, :])))  # the CT's array axis (z, y, x) along physical z
+    edge = back.take(-1 if np.sign(ct.direction[2, axis]) > 0 else 0, axis=2 - axis)
+    assert edge.all()
+
+
 def test_grid_shape_validation():
     ct = CTVolume.from_array(synthetic_hu(), spacing=(1.5, 1.5, 1.5))
     grid = ModelGrid.covering(ct)
@@ -94,7 +115,7 @@ def test_real_dicom_on_model_grid(real_ct_dir):
     ct = load_ct(real_ct_dir / "dicom_series")
     grid = ModelGrid.covering(ct)
     extent = (np.asarray(ct.shape) - 1) * np.asarray(ct.spacing)
-    np.testing.assert_allclose(np.asarray(grid.shape), np.floor(extent / 1.5 + 1e-6) + 1)
+    np.testing.assert_allclose(np.asarray(grid.shape), np.floor(extent / 1.5 + 0.5) + 1)  # 27, 334, 334
     img = grid.resample_ct(ct)
     assert 0.0 <= img.min() and img.max() <= 1.0
     # mean intensity of a central block is the same on both grids (no shift, no flip)
