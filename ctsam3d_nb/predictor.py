@@ -205,7 +205,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ clicks
     def click(self, zyx, positive: bool = True) -> np.ndarray:
-        """Add a click at CT voxel ``(z, y, x)``; returns the current object's mask (bool, ``ct.shape``).
+        """Add a click at CT voxel ``(z, y, x)``; returns the current object's mask (bool, ``ct.shape``, read-only).
 
         All or nothing: if anything fails while the click is computed, the predictor (objects,
         undo/redo history, session log) is left exactly as it was before the call.
@@ -291,12 +291,15 @@ class Predictor:
         obj = self.object
         key = id(obj.masks)
         if refresh or key not in self._mask_cache:
-            self._mask_cache = {key: to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)}
+            mask = to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)
+            mask.flags.writeable = False  # shared by click(), .mask and the viewer's exports: edit a .copy()
+            self._mask_cache = {key: mask}
         return self._mask_cache[key]
 
     @property
     def mask(self) -> np.ndarray:
-        """The current object's mask on the CT's grid: bool ``ct.shape`` (z, y, x)."""
+        """The current object's mask on the CT's grid: bool ``ct.shape`` (z, y, x), read-only (the predictor's
+        own; ``pred.mask.copy()`` to edit it)."""
         self._require_volume()
         return self._current_mask()
 
@@ -376,11 +379,13 @@ class Predictor:
         return self.log.to_dict()
 
     @classmethod
-    def replay(cls, session: dict, ct: CTVolume, model=None, **kwargs) -> "Predictor":
-        """Re-run a session log on ``ct``; gives bit-identical masks with the same model."""
+    def replay(cls, session: dict, ct, model=None, **kwargs) -> "Predictor":
+        """Re-run a session log on ``ct`` (a CTVolume, a path or a SimpleITK image); gives bit-identical masks
+        with the same model."""
         return SessionLog.replay(cls, session, ct, model, **kwargs)
 
     @classmethod
-    def restore(cls, path, ct: CTVolume, model=None, **kwargs) -> "Predictor":
-        """Bring back an autosaved session (a JSON file or the autosave folder) after a restart."""
+    def restore(cls, path, ct, model=None, **kwargs) -> "Predictor":
+        """Bring back an autosaved session (a JSON file or the autosave folder) after a restart, on ``ct`` (as
+        for `replay`)."""
         return SessionLog.restore(cls, path, ct, model, **kwargs)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .checkpoint import load_model
+from .io import load_ct
 from .settings import ClickSettings
 from .volume import CTVolume
 
@@ -26,17 +27,44 @@ class ReplayWarning(UserWarning):
     """A session log is replayed in conditions that can give other masks than the recorded ones."""
 
 
-def ct_fingerprint(ct: CTVolume) -> dict:
-    """Geometry plus a hash of a voxel subsample: enough to refuse replay on another scan."""
+def _voxel_sample(ct: CTVolume) -> np.ndarray:
     a = ct.array
-    sub = np.ascontiguousarray(a[:: max(1, a.shape[0] // 16), ::8, ::8])
+    return np.ascontiguousarray(a[:: max(1, a.shape[0] // 16), ::8, ::8])
+
+
+def ct_fingerprint(ct: CTVolume) -> dict:
+    """Geometry plus a hash of a voxel subsample: enough to refuse replay on another scan. The voxels are
+    hashed as float32 HU, so the same scan loaded as int16 (a file) or as floats (e.g. nibabel's
+    ``get_fdata()``) has one fingerprint."""
     return {
         "shape": list(ct.shape),
         "spacing": [round(s, 6) for s in ct.spacing],
         "origin": [round(o, 4) for o in ct.origin],
         "direction": [round(d, 6) for d in ct.direction.ravel()],
-        "voxels_sha1": hashlib.sha1(sub.tobytes()).hexdigest(),
+        "voxels_sha1": hashlib.sha1(_voxel_sample(ct).astype("<f4").tobytes()).hexdigest(),
     }
+
+
+def _as_ct(ct) -> CTVolume:
+    """The CT a log replays on: a CTVolume, or a path or SimpleITK image ``load_ct`` reads."""
+    if isinstance(ct, CTVolume):
+        return ct
+    if isinstance(ct, np.ndarray):
+        raise TypeError("replay/restore got a bare numpy array: its voxel size is unknown. Pass "
+                        "load_ct(array, spacing=(z, y, x) mm) (or affine= for nibabel/MONAI arrays), as the "
+                        "session was set up with")
+    try:
+        return load_ct(ct)
+    except TypeError as e:
+        raise TypeError(f"replay/restore need the CT as a CTVolume (from load_ct), a path or a SimpleITK image: "
+                        f"{e}") from None
+
+
+def _same_scan(key: str, recorded, ct: CTVolume, have: dict) -> bool:
+    if recorded == have[key]:
+        return True
+    # logs before session 29 hashed the voxels in the array's own dtype
+    return key == "voxels_sha1" and recorded == hashlib.sha1(_voxel_sample(ct).tobytes()).hexdigest()
 
 
 class SessionLog:
@@ -122,12 +150,13 @@ class SessionLog:
         if session.get("version") != SessionLog.VERSION:
             raise ValueError(f"session log version {session.get('version')} is not supported "
                              f"(this library reads version {SessionLog.VERSION})")
+        ct = _as_ct(ct)
         if session.get("ct") is not None and not isinstance(session["ct"], dict):
             raise ValueError("session 'ct' must be an object (the CT's fingerprint) or null")
         if session.get("ct"):
             want, have = dict(session["ct"]), ct_fingerprint(ct)
             want.pop("source", None)
-            diff = [k for k in have if k in want and want[k] != have[k]]
+            diff = [k for k in have if k in want and not _same_scan(k, want[k], ct, have)]
             if diff:
                 raise ValueError(f"this session was recorded on another CT (differs in: {', '.join(diff)}). "
                                  "Load the same scan it was made on.")
@@ -173,6 +202,7 @@ class SessionLog:
 
     @staticmethod
     def restore(cls, path, ct: CTVolume, model=None, **kwargs):
+        ct = _as_ct(ct)  # before the file is read: a wrong CT argument is named as such
         path = Path(path).expanduser()
         if path.is_dir():
             path = path / SessionLog.FILE

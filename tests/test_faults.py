@@ -111,6 +111,29 @@ def test_a_failing_model_call_leaves_everything_as_it_was(ops, mode, tmp_path_fa
     np.testing.assert_array_equal(replayed.label_map, pred.label_map)
 
 
+@pytest.mark.filterwarnings("ignore:.*Hounsfield")  # a synthetic block CT without air
+def test_replay_and_restore_take_the_ct_as_load_ct_reads_it(tmp_path):
+    """A path or SimpleITK image is read with load_ct; a bare array (no voxel size) is refused by name."""
+    import SimpleITK as sitk
+
+    ct = _ct()
+    pred = Predictor(RegionModel(), autosave=tmp_path / "auto").set_volume(ct)
+    pred.click((18, 16, 14))
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(ct.image, str(path))
+    for given in (path, str(path), ct.image):
+        np.testing.assert_array_equal(Predictor.replay(pred.session, given, model=RegionModel()).label_map,
+                                      pred.label_map)
+    np.testing.assert_array_equal(Predictor.restore(tmp_path / "auto", path, model=RegionModel()).label_map,
+                                  pred.label_map)
+    for call in (lambda: Predictor.replay(pred.session, ct.array, model=RegionModel()),
+                 lambda: Predictor.restore(tmp_path / "auto", ct.array, model=RegionModel())):
+        with pytest.raises(TypeError, match=r"bare numpy array.*load_ct\(array, spacing="):
+            call()
+    with pytest.raises(TypeError, match="replay/restore need the CT"):
+        Predictor.replay(pred.session, 42, model=RegionModel())
+
+
 def test_a_failed_new_object_keeps_the_history():
     pred = Predictor(RegionModel()).set_volume(_ct())
     pred.new_object("liver")

@@ -41,6 +41,13 @@ def test_click_gives_mask_of_ct_shape():
     assert mask.shape == ct.shape and mask.dtype == bool
     assert mask[50, 30, 30] and not mask[50, 5, 5]
     assert set(pred.last_timing) >= {"encode", "decode", "cpp", "to_ct", "total"}
+    # the returned mask is the predictor's own: read-only, so an edit cannot change pred.mask behind label_map
+    with pytest.raises(ValueError, match="read-only"):
+        mask[:] = False
+    assert pred.mask is mask and pred.mask[50, 30, 30] and (pred.label_map > 0).sum() == mask.sum()
+    edited = pred.mask.copy()
+    edited[:] = False  # a copy is the user's to edit
+    assert pred.mask.any()
 
 
 def test_growth_crosses_patches_on_long_tube():
@@ -298,6 +305,20 @@ def test_replay_is_bit_exact(nano, tmp_path):
     other, _, _ = tube_ct(121)
     with pytest.raises(ValueError, match="another CT"):
         Predictor.replay(session, other, model=nano)
+    # the same scan as float HU (e.g. nibabel's get_fdata) is the same CT; other voxels are not
+    as_float = CTVolume.from_array(ct.array.astype(np.float32), spacing=ct.spacing)
+    np.testing.assert_array_equal(Predictor.replay(session, as_float, model=nano).label_map, pred.label_map)
+    brighter = CTVolume.from_array(ct.array + np.int16(1), spacing=ct.spacing)
+    with pytest.raises(ValueError, match="differs in: voxels_sha1"):
+        Predictor.replay(session, brighter, model=nano)
+    # logs written before session 29 hashed the int16 voxels themselves: they still replay on their scan
+    import hashlib
+    from ctsam3d_nb.session import _voxel_sample
+    old = json.loads(json.dumps(session))
+    old["ct"]["voxels_sha1"] = hashlib.sha1(_voxel_sample(ct).tobytes()).hexdigest()
+    np.testing.assert_array_equal(Predictor.replay(old, ct, model=nano).label_map, pred.label_map)
+    with pytest.raises(ValueError, match="another CT"):
+        Predictor.replay(old, brighter, model=nano)
 
 
 def test_clicks_are_named_records_and_the_log_is_unchanged():
