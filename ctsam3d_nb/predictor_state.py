@@ -55,6 +55,11 @@ def check_click(zyx, shape) -> tuple[float, float, float]:
     return v
 
 
+def free_label_id(existing) -> int:
+    """The next custom label id (from ``CUSTOM_ID_START``) no object in ``existing`` uses."""
+    return max((o.label_id for o in existing if o.label_id >= CUSTOM_ID_START), default=CUSTOM_ID_START - 1) + 1
+
+
 @dataclass
 class ObjectState:
     """One segmented object: its name, ontology id, clicks and per-patch probabilities on every zoom level."""
@@ -66,12 +71,12 @@ class ObjectState:
 
     @classmethod
     def create(cls, name, label_id, grid_shape, existing, levels=(1,)) -> "ObjectState":
+        explicit = label_id is not None
         if label_id is None:
             try:
                 label_id = by_name(name).id
             except KeyError:
-                used = [o.label_id for o in existing if o.label_id >= CUSTOM_ID_START]
-                label_id = max(used, default=CUSTOM_ID_START - 1) + 1
+                label_id = free_label_id(existing)
         if isinstance(label_id, bool) or not isinstance(label_id, (int, np.integer)) and not (
                 isinstance(label_id, (float, np.floating)) and float(label_id).is_integer()):
             raise TypeError(f"label_id must be a whole number in 1..65535, got {label_id!r}")
@@ -80,8 +85,11 @@ class ObjectState:
             raise ValueError(f"label_id must be in 1..65535, got {label_id}")
         taken = {o.label_id: o.name for o in existing}
         if label_id in taken:
+            what = "another label_id" if explicit else f"its own label_id (the ontology's {name!r} is taken)"
+            fix = (f"give this one {what}, e.g. label_id={free_label_id(existing)}, or select that object "
+                   f"(select_object({taken[label_id]!r})) to click on it")
             raise ValueError(f"label_id {label_id} is already used by object {taken[label_id]!r}: objects need "
-                             "their own ids (leave label_id out to get a free one, or select that object)")
+                             f"their own ids; {fix}")
         return cls(str(name), label_id, P.LevelMasks(grid_shape, levels))
 
     def add_click(self, ct_zyx, grid_zyx, positive: bool):

@@ -101,6 +101,24 @@ def test_seeded_first_clicks_land_deep_inside_the_target_and_differ(predictor, s
             evaluate_interactive(predictor, ct, ball, n_clicks=1, first_click_seed=bad)
 
 
+def test_sessions_of_one_structure_on_one_predictor(scene):
+    """Another session of a structure (another first_click_seed) on the same predictor: its object takes a
+    custom label id, the ontology's being taken, and it clicks as on a fresh predictor (the masks can differ
+    where a click falls in a patch the earlier session encoded: it reuses that patch)."""
+    ct, ball, _ = scene
+    pred = Predictor(RegionModel(), device="cpu", growth_budget=1)
+    runs = [evaluate_interactive(pred, ct, ball, n_clicks=2, structure="liver", first_click_seed=s) for s in (1, 2)]
+    assert [(o.name, o.label_id) for o in pred.objects] == [("liver", 5), ("liver", 1000)]
+    fresh = evaluate_interactive(Predictor(RegionModel(), device="cpu", growth_budget=1), ct, ball, n_clicks=2,
+                                 structure="liver", first_click_seed=2)
+    cols = ["click", "z", "y", "x", "positive"]
+    pd.testing.assert_frame_equal(runs[1][cols].iloc[:1], fresh[cols].iloc[:1])
+    assert (runs[1]["dice"] > 0.5).all() and runs[1]["structure"].eq("liver").all()
+    # a user starting the same ontology object twice is told to select it or give it its own id
+    with pytest.raises(ValueError, match=r"select_object\('liver'\).*|label_id=1001"):
+        pred.new_object("liver")
+
+
 def fake_results():
     rows = []
     for s, base in (("liver", 0.8), ("spleen", 0.6)):

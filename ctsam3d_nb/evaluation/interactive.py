@@ -9,7 +9,9 @@ the clicks: the reference mask never reaches the model.
 Several structures of one CT are evaluated on one ``set_volume``: each target
 starts a fresh object with ``predictor.new_object(name)`` (no clicks, empty
 mask), while the encoder features cached by the predictor are reused, as in a
-real session where a user segments one organ after another.
+real session where a user segments one organ after another. A structure evaluated
+again on the same predictor (another ``first_click_seed``) starts its object under a
+custom label id, its ontology id being taken by the earlier one.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..anatomy import by_name
 from ..clicks import first_click, next_click
+from ..predictor_state import free_label_id
 from ..volume import CTVolume
 from .metrics import dice, hd95, normalized_surface_dice
 
@@ -75,6 +79,15 @@ def _patch_count(predictor) -> int:
     return sum(1 for m in levels.values() for p in m.probs.values() if (p > thr).any())
 
 
+def _ontology_id_taken(predictor, name: str) -> bool:
+    """Whether an object of ``predictor`` already holds the ontology id of ``name``."""
+    try:
+        oid = by_name(name).id
+    except KeyError:
+        return False  # names outside the ontology get a free custom id anyway
+    return any(o.label_id == oid for o in getattr(predictor, "objects", ()))
+
+
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,
                          structure: str | None = None, with_hd95: bool = False,
                          first_click_seed: int | None = None, first_click_depth: float = 0.5) -> pd.DataFrame:
@@ -121,7 +134,10 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
     name = structure or "target"
     if getattr(predictor, "ct", None) is not ct:
         predictor.set_volume(ct)
-    predictor.new_object(name)
+    if _ontology_id_taken(predictor, name):  # another session of this structure (e.g. another first_click_seed)
+        predictor.new_object(name, free_label_id(predictor.objects))
+    else:
+        predictor.new_object(name)
     spacing = ct.spacing
     gt_voxels = int(np.count_nonzero(gt))
     gt_ml = gt_voxels * ct.voxel_volume_ml
