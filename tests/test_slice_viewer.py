@@ -167,6 +167,12 @@ def test_errors_show_in_the_status_line():
     assert "outside the volume" in viewer.status.value and not viewer.predictor.objects
     with pytest.raises(ValueError, match="outside"):
         viewer.click((99, 0, 0))
+    # a click half a voxel past the last slice is the predictor's last voxel: the viewer goes there too
+    last = tuple(n - 0.5 for n in viewer.ct.shape)
+    viewer.click(last)
+    assert viewer.voxel == tuple(n - 1 for n in viewer.ct.shape) and len(viewer.predictor.object.clicks) == 1
+    with pytest.raises(ValueError, match="outside the CT"):
+        viewer.goto((viewer.ct.shape[0] - 0.4, 0, 0))
 
 
 def test_static_mode_says_so_and_offers_coordinate_entry():

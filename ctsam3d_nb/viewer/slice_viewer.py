@@ -175,9 +175,10 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
 
     def goto(self, voxel_zyx, _draw=True):
         """Move the crosshair (and the three slices) to CT voxel ``(z, y, x)``."""
-        c = self.orient.canonical_index(np.rint(np.asarray(voxel_zyx, float)).astype(int))
-        if np.any(c < 0) or np.any(c >= np.asarray(self.orient.shape)):
+        v, shape = np.asarray(voxel_zyx, float), np.asarray(self.ct.shape)
+        if np.any(v < -0.5) or np.any(v > shape - 0.5):  # the predictor's rule: within half a voxel of the CT
             raise ValueError(f"voxel {tuple(voxel_zyx)} is outside the CT (shape (z, y, x) = {self.ct.shape})")
+        c = self.orient.canonical_index(np.clip(np.rint(v), 0, shape - 1).astype(int))
         self._hold = True
         try:
             self.cursor = [int(v) for v in c]
