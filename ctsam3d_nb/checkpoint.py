@@ -199,12 +199,7 @@ def load_model(name_or_path="nano", device="auto", pretrained: bool = True):
         CheckpointError: the file cannot be loaded (see `load_checkpoint`) or does not fit its model.
         ValueError: an unknown device, or CUDA asked for where torch has none.
     """
-    try:
-        dev = resolve_device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}, but torch finds no CUDA GPU here; use device='cpu' (or 'auto')")
+    dev = resolve_device(device)
     name = str(name_or_path)
     if name in MODEL_CONFIGS and not Path(name).exists():
         if not pretrained:

@@ -46,6 +46,9 @@ def _to_3d_scalar(image: sitk.Image, name) -> sitk.Image:
         raise CTLoadError(f"{name} has complex voxels ({image.GetPixelIDTypeAsString()}); a CT holds one real "
                           "value (HU) per voxel. If this is k-space or FFT output, reconstruct the image first "
                           "(e.g. the magnitude np.abs of the inverse FFT) and load that.")
+    vector = sitk.sitkVectorUInt8 <= image.GetPixelID() <= sitk.sitkVectorFloat64
+    if vector and image.GetNumberOfComponentsPerPixel() == 1:
+        image = sitk.VectorIndexSelectionCast(image, 0)  # a one-component vector image is a scalar image
     if image.GetNumberOfComponentsPerPixel() != 1:
         n = image.GetNumberOfComponentsPerPixel()
         what = " (or complex: real and imaginary parts)" if n == 2 else ""

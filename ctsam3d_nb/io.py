@@ -115,6 +115,9 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
                             "then pass the image).")
         path = _check_exists(source)
         name = f"'{path}'"
+        if series_uid is not None and not path.is_dir():
+            raise TypeError(f"series_uid= picks a series in a DICOM folder, but '{path}' is a file: drop it, or "
+                            "pass the folder that holds the series")
         if path.is_dir():
             image, dicom_files, dicom_uid = _read_dicom(path, series_uid)
         else:

@@ -25,10 +25,20 @@ __all__ = ["PatchModel", "resolve_device"]
 
 
 def resolve_device(device) -> torch.device:
-    """``"auto"`` or None: CUDA if available, else CPU; anything else as ``torch.device`` reads it."""
+    """``"auto"`` or None: CUDA if available, else CPU; anything else as ``torch.device`` reads it.
+
+    Raises:
+        ValueError: not a device, or CUDA asked for where torch has none (named, with the fix).
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but torch finds no CUDA GPU here; use device='cpu' (or 'auto')")
+    return dev
 
 
 class PatchModel:

@@ -132,8 +132,10 @@ class CTVolume:
         array = np.asarray(array)
         if array.ndim != 3:
             raise ValueError(f"CT array must be 3D (z, y, x), got shape {array.shape}")
-        if array.dtype == np.float64:
+        if array.dtype == np.float64 or array.dtype == np.float16:  # SimpleITK has no float16
             array = array.astype(np.float32)
+        elif array.dtype.kind in "iuf" and not array.dtype.isnative:  # e.g. big-endian data of a NIfTI's dataobj
+            array = array.astype(array.dtype.newbyteorder("="))
         if array.dtype == bool:
             raise TypeError("CT array is boolean; pass Hounsfield units (int16/float32)")
         if array.dtype.kind == "c":

@@ -126,3 +126,18 @@ def test_shipped_checkpoint_loads_and_is_small():
     model = load_model("nano", device="cpu")
     meta = model.metadata
     assert meta["config"]["name"] == "nano" and meta["training"]["steps_done"] > 0
+
+
+@pytest.mark.parametrize("device,match", [("gpu", "device='gpu' is not a device"),
+                                          pytest.param("cuda", "torch finds no CUDA GPU here; use device='cpu'",
+                                                       marks=pytest.mark.skipif(torch.cuda.is_available(),
+                                                                                reason="this machine has CUDA"))])
+def test_a_predictor_on_a_device_it_cannot_use_says_so_as_load_model_does(device, match):
+    """Predictor(model, device=...) checks the device as load_model does (it raised torch's bare
+    'Torch not compiled with CUDA enabled' on a CPU-only build)."""
+    from ctsam3d_nb.predictor import Predictor
+
+    model = build_model("nano")
+    for make in (lambda: load_model("nano", device=device, pretrained=False), lambda: Predictor(model, device=device)):
+        with pytest.raises(ValueError, match=match):
+            make()

@@ -89,6 +89,19 @@ def test_array_without_geometry_is_refused_with_the_fix():
 def test_big_endian_arrays_load():
     be = synthetic_hu().astype(">i2")
     np.testing.assert_array_equal(load_ct(be, spacing=(1, 1, 1)).array, synthetic_hu())
+    # CTVolume.from_array converts as load_ct does (SimpleITK takes neither big-endian nor float16 arrays)
+    np.testing.assert_array_equal(CTVolume.from_array(be, spacing=(1, 1, 1)).array, synthetic_hu())
+    half = CTVolume.from_array(synthetic_hu().astype(np.float16), spacing=(1, 1, 1))
+    assert half.array.dtype == np.float32
+    np.testing.assert_array_equal(half.array, synthetic_hu().astype(np.float16).astype(np.float32))
+
+
+def test_a_one_component_vector_image_is_a_scalar_ct():
+    img = sitk.Compose(_image())  # a vector image of one component, as some converters write
+    assert img.GetNumberOfComponentsPerPixel() == 1 and "vector" in img.GetPixelIDTypeAsString()
+    np.testing.assert_array_equal(load_ct(img).array, load_ct(_image()).array)
+    with pytest.raises(CTLoadError, match="3 components per voxel"):
+        load_ct(sitk.Compose(_image(), _image(), _image()))
 
 
 @pytest.mark.parametrize("bad,exc,match", [
@@ -122,6 +135,8 @@ def test_geometry_arguments_with_a_path_are_refused(tmp_path):
         load_ct(f, spacing=(1, 1, 1))
     with pytest.raises(TypeError, match="series_uid"):
         load_ct(synthetic_hu(), spacing=(1, 1, 1), series_uid="1.2.3")
+    with pytest.raises(TypeError, match=r"series_uid= picks a series in a DICOM folder.*is a file"):
+        load_ct(f, series_uid="1.2.3")  # was silently ignored
 
 
 # ------------------------------------------------------------------ numpy array with a RAS affine
