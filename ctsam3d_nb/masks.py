@@ -34,7 +34,10 @@ def _write_suffix(path: Path) -> str:
     for s in WRITE_SUFFIXES:
         if name.endswith(s):
             return s
-    raise ValueError(f"cannot tell the format of '{path}' from its suffix; use one of {', '.join(WRITE_SUFFIXES)}")
+    dicom = (" (DICOM: save_dicom_seg(label_map, ct, path) writes a DICOM Segmentation)"
+             if name.endswith((".dcm", ".dicom")) else "")
+    raise ValueError(f"cannot tell the format of '{path}' from its suffix; use one of {', '.join(WRITE_SUFFIXES)}"
+                     f"{dicom}")
 
 
 def _mask_array(mask, like: CTVolume, what: str) -> np.ndarray:

@@ -156,6 +156,9 @@ CASES = [
     ("export-suffix", lambda t: (lambda ct: lambda: cs.save_mask(
         np.zeros(ct.shape, bool), like=ct, path=t / "m.png"))(_loaded(t)),
      ValueError, "suffix"),
+    ("export-dicom-suffix", lambda t: (lambda ct: lambda: cs.save_mask(
+        np.zeros(ct.shape, bool), like=ct, path=t / "m.dcm"))(_loaded(t)),
+     ValueError, r"from its suffix.*save_dicom_seg\(label_map, ct, path\)"),
     ("ckpt-pickled-code", lambda t: torch.save({"x": _Evil()}, t / "e.pt") or (lambda: load_checkpoint(t / "e.pt")),
      CheckpointError, "pickled"),
     ("ckpt-tampered", lambda t: (lambda p: lambda: load_checkpoint(p))(_ckpt(t, _tamper)), CheckpointError, "hash"),
