@@ -139,3 +139,17 @@ def load_ct(source, series_uid: str | None = None, *, spacing=None, origin=None,
     _warn_if_not_hu(image, name)
     return CTVolume(image, source=None if path is None else str(path.resolve()), dicom_files=dicom_files,
                     series_uid=dicom_uid)
+
+
+def as_ct(ct, who: str, verb: str = "needs") -> CTVolume:
+    """``ct`` as a CTVolume for ``who`` (a viewer, a replay): a CTVolume as is, a path or SimpleITK image read with
+    `load_ct`; a bare array (no voxel size) or anything else is refused with the fix."""
+    if isinstance(ct, CTVolume):
+        return ct
+    if isinstance(ct, np.ndarray):
+        raise TypeError(f"{who} got a bare numpy array: its voxel size is unknown. Wrap it first: "
+                        "load_ct(array, spacing=(z, y, x) mm) (or affine= for nibabel/MONAI arrays)")
+    if isinstance(ct, (str, os.PathLike, sitk.Image)):
+        return load_ct(ct)
+    raise TypeError(f"{who} {verb} the CT as a CTVolume (from load_ct), a path or a SimpleITK image, got "
+                    f"{type(ct).__name__}")

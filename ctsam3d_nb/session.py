@@ -16,7 +16,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .checkpoint import load_model
-from .io import load_ct
+from .io import as_ct
 from .settings import ClickSettings
 from .volume import CTVolume
 
@@ -43,21 +43,6 @@ def ct_fingerprint(ct: CTVolume) -> dict:
         "direction": [round(d, 6) for d in ct.direction.ravel()],
         "voxels_sha1": hashlib.sha1(_voxel_sample(ct).astype("<f4").tobytes()).hexdigest(),
     }
-
-
-def _as_ct(ct) -> CTVolume:
-    """The CT a log replays on: a CTVolume, or a path or SimpleITK image ``load_ct`` reads."""
-    if isinstance(ct, CTVolume):
-        return ct
-    if isinstance(ct, np.ndarray):
-        raise TypeError("replay/restore got a bare numpy array: its voxel size is unknown. Pass "
-                        "load_ct(array, spacing=(z, y, x) mm) (or affine= for nibabel/MONAI arrays), as the "
-                        "session was set up with")
-    try:
-        return load_ct(ct)
-    except TypeError as e:
-        raise TypeError(f"replay/restore need the CT as a CTVolume (from load_ct), a path or a SimpleITK image: "
-                        f"{e}") from None
 
 
 def _same_scan(key: str, recorded, ct: CTVolume, have: dict) -> bool:
@@ -150,7 +135,7 @@ class SessionLog:
         if session.get("version") != SessionLog.VERSION:
             raise ValueError(f"session log version {session.get('version')} is not supported "
                              f"(this library reads version {SessionLog.VERSION})")
-        ct = _as_ct(ct)
+        ct = as_ct(ct, "replay/restore", "need")
         if session.get("ct") is not None and not isinstance(session["ct"], dict):
             raise ValueError("session 'ct' must be an object (the CT's fingerprint) or null")
         if session.get("ct"):
@@ -202,7 +187,7 @@ class SessionLog:
 
     @staticmethod
     def restore(cls, path, ct: CTVolume, model=None, **kwargs):
-        ct = _as_ct(ct)  # before the file is read: a wrong CT argument is named as such
+        ct = as_ct(ct, "replay/restore", "need")  # before the file is read: a wrong CT argument is named as such
         path = Path(path).expanduser()
         if path.is_dir():
             path = path / SessionLog.FILE

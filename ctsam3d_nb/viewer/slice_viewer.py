@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import functools
 import html
-from pathlib import Path
 
 import ipywidgets as W
 import matplotlib
 import numpy as np
-import SimpleITK as sitk
 from IPython.display import display
 
-from ..io import load_ct
+from ..io import as_ct
 from ..session import ct_fingerprint
 from ..volume import CTVolume
 from .canvas import ipympl_active, new_view, png_bytes, show_slice
@@ -45,19 +43,6 @@ from .geometry import (VIEWS, Orientation, canonical_to_data, check_labels, clic
 from .layout import DEFAULT_WIDTH_PX, MAX_HEIGHT_PX, MIN_SIDE_PX, viewer_plan
 
 __all__ = ["SliceViewer", "ipympl_active", "zoom_note"]
-
-
-def as_ct(ct) -> CTVolume:
-    """The CT a viewer shows: a CTVolume, or what ``load_ct`` reads without extra geometry."""
-    if isinstance(ct, CTVolume):
-        return ct
-    if isinstance(ct, np.ndarray):
-        raise TypeError("SliceViewer got a bare numpy array: its voxel size is unknown. Wrap it first: "
-                        "SliceViewer(load_ct(array, spacing=(z, y, x) mm), ...) (or affine= for nibabel/MONAI arrays)")
-    if isinstance(ct, (str, Path, sitk.Image)):
-        return load_ct(ct)
-    raise TypeError(f"SliceViewer needs a CTVolume (from load_ct), a path or a SimpleITK image, got "
-                    f"{type(ct).__name__}")
 
 
 class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
@@ -105,7 +90,7 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
     def __init__(self, ct: CTVolume, predictor=None, labels=None, window="soft_tissue", interactive=None,
                  volume_view=None, width: int = DEFAULT_WIDTH_PX, max_height: int = MAX_HEIGHT_PX,
                  min_side: int = MIN_SIDE_PX, alpha: float = 0.45, label_names: dict | None = None):
-        ct = as_ct(ct)
+        ct = as_ct(ct, "SliceViewer")
         if predictor is not None and labels is not None:
             raise ValueError("pass either predictor= (interactive segmentation) or labels= (plain viewer), not both")
         if predictor is not None:
