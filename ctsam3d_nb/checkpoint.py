@@ -17,10 +17,12 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import os
 import pickle
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._atomic import atomic_write
@@ -101,16 +103,54 @@ def weights_sha256(state_dict) -> str:
     return h.hexdigest()
 
 
+#: Metadata keys the library writes and reads back itself: ``save_checkpoint`` refuses them from the caller.
+RESERVED_METADATA = ("format", "config", "library_version", "torch_version", "weights_dtype", "weights_sha256")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):  # numpy scalars (float32 metrics, int64 counts)
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json_metadata(metadata) -> dict:
+    """``metadata`` as JSON-ready values (numpy scalars and arrays, paths converted), or a ValueError naming the
+    key that cannot be stored or that would replace one of the library's own."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    out = {}
+    for key, value in metadata.items():
+        if key in RESERVED_METADATA:
+            raise ValueError(f"metadata key {key!r} is the checkpoint's own (the library writes "
+                             f"{', '.join(RESERVED_METADATA)}): store yours under another name, e.g. 'training_{key}'")
+        try:
+            out[str(key)] = json.loads(json.dumps(value, default=_json_default))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metadata[{key!r}] cannot be stored as JSON ({e}): use numbers, strings, lists and "
+                             "dicts of them") from None
+    return out
+
+
 def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool = False,
                     dtype: torch.dtype | None = None) -> Path:
     """Write ``model``'s weights and metadata atomically; refuses to overwrite unless asked.
 
     ``dtype=torch.float16`` stores floating-point weights at half size (they are cast back
-    to the model's dtype on load); the hash covers the stored tensors.
+    to the model's dtype on load); the hash covers the stored tensors. ``metadata`` is stored as JSON
+    (numpy scalars and arrays and paths are converted); its keys may not be :data:`RESERVED_METADATA`.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"'{path}' is a folder; pass a file in it, e.g. '{path / 'model.pt'}'")
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
+    user_meta = _json_metadata(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if dtype is not None:
@@ -121,7 +161,7 @@ def save_checkpoint(model, path, metadata: dict | None = None, overwrite: bool =
         "library_version": __version__,
         "torch_version": torch.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **(metadata or {}),
+        **user_meta,
         "weights_dtype": str(dtype or "as trained").replace("torch.", ""),
         "weights_sha256": weights_sha256(state),
     }

@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from ctsam3d_nb.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from ctsam3d_nb.checkpoint import (RESERVED_METADATA, CheckpointError, load_checkpoint, load_model,
+                                   save_checkpoint)
 from ctsam3d_nb.modeling import build_model
 
 
@@ -28,6 +31,32 @@ def test_round_trip_keeps_weights_and_metadata(nano, tmp_path):
     assert model.checkpoint_info["sha256"] == model.metadata["weights_sha256"]
     with pytest.raises(FileExistsError, match="overwrite=True"):
         save_checkpoint(nano, path)
+
+
+def test_metadata_from_numpy_and_paths_is_stored_and_the_library_keys_are_refused(nano, tmp_path):
+    """Metrics as numpy scalars and data folders as paths are what a training script has at hand; a user key
+    named like the library's own ("config") made a checkpoint that no longer loaded (session 30 review)."""
+    path = save_checkpoint(nano, tmp_path / "m.pt", metadata={
+        "metrics": {"dice@1": np.float32(0.75), "n": np.int64(3)}, "data": Path("/data/flare22"),
+        "curve": np.array([0.5, 0.75])})
+    meta = load_model(path, device="cpu").metadata
+    assert meta["metrics"] == {"dice@1": 0.75, "n": 3} and meta["data"] == "/data/flare22"
+    assert meta["curve"] == [0.5, 0.75]
+    for key in RESERVED_METADATA:
+        with pytest.raises(ValueError, match=f"'{key}' is the checkpoint's own"):
+            save_checkpoint(nano, tmp_path / f"{key}.pt", metadata={key: {"lr": 1e-3}})
+        assert not (tmp_path / f"{key}.pt").exists()
+    with pytest.raises(ValueError, match=r"metadata\['hook'\] cannot be stored as JSON"):
+        save_checkpoint(nano, tmp_path / "hook.pt", metadata={"hook": {1, 2}})
+    assert sorted(os.listdir(tmp_path)) == ["m.pt"]  # nothing half-written beside it
+
+
+def test_saving_onto_a_folder_names_a_file_to_use(nano, tmp_path):
+    (tmp_path / "runs").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(IsADirectoryError, match="is a folder; pass a file in it, e.g. '.*runs/model.pt'"):
+            save_checkpoint(nano, tmp_path / "runs", overwrite=overwrite)
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 class Evil:
