@@ -21,6 +21,7 @@ The codes are in ``dicom_codes`` and the checks of the inputs and source images 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +91,10 @@ def save_dicom_seg(label_map_or_objects, ct: CTVolume | None, path, names=None, 
         >>> save_dicom_seg(load_labels("seg.nii.gz", like=ct), ct, "seg.dcm")    # doctest: +SKIP
     """
     labels, ct, given = _label_input(label_map_or_objects, ct, names)
+    if ct.dicom_files is None and ct.source and (Path(ct.source).is_dir() or ct.source.lower().endswith(".dcm")):
+        raise ValueError(f"the CT came from '{ct.source}', one multi-frame (enhanced) DICOM file: a DICOM-SEG here "
+                         "references a series of one file per slice, which this CT does not have. Save a NIfTI/NRRD "
+                         "mask with save_mask(...) instead.")
     if ct.dicom_files is None:
         where = f"from '{ct.source}'" if ct.source else "from an array or SimpleITK image in memory"
         raise ValueError(f"the CT was not loaded from a DICOM series (it came {where}), so there are no source images "

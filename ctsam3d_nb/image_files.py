@@ -55,8 +55,9 @@ def list_dicom_series(folder) -> dict[str, list[str]]:
 _SERIES_UID = "0020|000e"
 
 
-def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple[str, ...], str | None]:
-    """(image, its files in z order (resolved paths), the SeriesInstanceUID or None when blank)."""
+def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple[str, ...] | None, str | None]:
+    """(image, its files in z order (resolved paths; None for one multi-frame file), the SeriesInstanceUID or
+    None when blank)."""
     series = list_dicom_series(folder)
     if not series:
         raise CTLoadError(f"no DICOM series found in folder '{folder}'. Point load_ct at a folder of DICOM "
@@ -72,6 +73,8 @@ def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple
             warnings.warn(f"'{folder}' holds {len(series)} DICOM series; loading the largest, {uid}. "
                           f"Pass series_uid= to choose another. Series: {listing}.", stacklevel=3)
     if len(files) < 2:
+        if _frames(files[0]) > 1:  # one multi-frame (enhanced) CT file holds the whole volume
+            return _read_image(Path(files[0]), "a CT"), None, None
         raise CTLoadError(f"the DICOM series in '{folder}' has a single slice: a 2D image, not a CT volume. "
                           "Export the whole series into this folder.")
     # missing/duplicate slices, varying spacing, shear: ITK would stack them with one averaged spacing
@@ -91,8 +94,23 @@ def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple
     return image, tuple(str(Path(f).resolve()) for f in files), uid or None
 
 
+def _frames(file) -> int:
+    """Slices in one DICOM file (a multi-frame enhanced CT holds them all), 1 if its header cannot be read."""
+    header = sitk.ImageFileReader()
+    header.SetFileName(str(file))
+    try:
+        header.ReadImageInformation()
+    except RuntimeError:
+        return 1
+    return int(header.GetSize()[2]) if header.GetDimension() == 3 else 1
+
+
 def _check_gzip(path: Path) -> None:
-    """Detect truncated/corrupt gzip before SimpleITK gives a cryptic error."""
+    """Detect truncated/corrupt gzip before SimpleITK gives a cryptic error. A file named .gz that is not
+    gzip-compressed at all (some tools write plain NIfTI under that name) is left to SimpleITK, which reads it."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return
     try:
         with gzip.open(path, "rb") as f:
             while f.read(1 << 22):

@@ -20,6 +20,7 @@ from ctsam3d_nb import CTVolume, load_ct, load_labels, save_dicom_seg
 from ctsam3d_nb.anatomy import STRUCTURES, by_name
 from ctsam3d_nb.dicom_seg import DicomSegWarning, property_codes
 
+REAL_LABELS = REPO.parent / "shared" / "data" / "real_ct" / "example_seg_dicom.nii.gz"
 _STRUCTURES = list(STRUCTURES.values()) if hasattr(STRUCTURES, "values") else list(STRUCTURES)
 
 
@@ -127,7 +128,7 @@ def real_dicom():
     if not (folder.is_dir() and (REAL_CT / "example_seg_dicom.nii.gz").is_file()):
         pytest.skip(f"real DICOM series not found at {folder}")
     ct = load_ct(folder)
-    return ct, load_labels(REAL_CT / "example_seg_dicom.nii.gz", like=ct)
+    return ct, load_labels(REAL_LABELS, like=ct)
 
 
 # ------------------------------------------------------------------ CTVolume provenance
@@ -215,6 +216,37 @@ def test_refusals_on_the_real_series(real_dicom, hd, tmp_path, real_ct_dir):
     with pytest.raises(ValueError, match="not loaded from a DICOM series.*load_ct\\(folder\\).*save_mask"):
         save_dicom_seg(load_labels(real_ct_dir / "example_seg.nii.gz", like=nifti), nifti, tmp_path / "b.dcm")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.realct
+def test_a_folder_of_one_multi_frame_ct_loads_as_its_series(real_dicom, hd, tmp_path):
+    """An enhanced (multi-frame) CT is one file holding every slice: its folder was refused as 'a single slice,
+    a 2D image'. Made here from the real series with highdicom; every slice must land where the series has it."""
+    pydicom = _pydicom()
+    ref, labels = real_dicom
+    src = [pydicom.dcmread(f) for f in ref.dicom_files]
+    for ds in src:  # the anonymised series has blank UIDs, which an enhanced CT may not
+        for kw in ("SOPInstanceUID", "SOPClassUID"):
+            if not str(getattr(ds, kw, "")).strip():
+                setattr(ds, kw, getattr(ds.file_meta, "MediaStorage" + kw))
+        for kw in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+            if not str(getattr(ds, kw, "")).strip():
+                setattr(ds, kw, {"StudyInstanceUID": "1.2.3.4", "SeriesInstanceUID": "1.2.3.5",
+                                 "FrameOfReferenceUID": "1.2.3.6"}[kw])
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(src, series_instance_uid=hd.UID(), series_number=99,
+                                                        sop_instance_uid=hd.UID(), instance_number=1)
+    (tmp_path / "mf").mkdir()
+    enhanced.save_as(tmp_path / "mf" / "enhanced.dcm")
+    for source in (tmp_path / "mf", tmp_path / "mf" / "enhanced.dcm"):
+        ct = load_ct(source)
+        assert ct.shape == ref.shape and np.allclose(ct.spacing, ref.spacing) and ct.dicom_files is None
+        ref_z = [ref.index_to_physical((j, 0, 0)) for j in range(ref.shape[0])]
+        for k in range(ct.shape[0]):
+            j = [n for n, q in enumerate(ref_z) if np.allclose(q, ct.index_to_physical((k, 0, 0)), atol=1e-3)]
+            assert len(j) == 1 and np.array_equal(ct.array[k], ref.array[j[0]])
+        with pytest.raises(ValueError, match="one multi-frame .* save_mask"):
+            save_dicom_seg(load_labels(REAL_LABELS, like=ct), ct, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()
 
 
 # ------------------------------------------------------------------ a synthetic series

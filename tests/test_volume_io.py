@@ -158,6 +158,18 @@ def test_truncated_gzip(tmp_path):
         load_ct(g)
 
 
+def test_a_plain_nifti_named_gz_loads(tmp_path):
+    """Some tools write an uncompressed NIfTI under a .nii.gz name; SimpleITK reads it, so must load_ct
+    (it was refused as 'truncated or corrupt gzip')."""
+    ct = _ct()
+    f = tmp_path / "plain.nii"
+    sitk.WriteImage(ct.image, str(f))
+    named = f.rename(tmp_path / "plain.nii.gz")
+    assert named.read_bytes()[:2] != b"\x1f\x8b"
+    back = load_ct(named)
+    assert np.array_equal(back.array, ct.array) and back.same_geometry(ct)
+
+
 def test_2d_4d_and_vector_images_refused(tmp_path):
     with pytest.raises(CTLoadError, match="2D"):
         load_ct(_write(tmp_path, np.zeros((10, 10), np.int16), "a.nii.gz"))
