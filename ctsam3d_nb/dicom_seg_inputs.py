@@ -11,7 +11,7 @@ import numpy as np
 
 from ._atomic import export_target
 from .anatomy import MAX_LABEL_VALUE, by_id, by_name
-from .dicom_slices import _ABS_TOL_MM, _IOP_TOL, _REL_TOL
+from .dicom_slices import _ABS_TOL_MM, _REL_TOL, _UNIT_TOL
 from .predictor import Predictor
 from .volume import CTVolume
 
@@ -138,9 +138,10 @@ def _check_target(path, ct: CTVolume, overwrite: bool) -> Path:
 def _read_sources(ct: CTVolume, pydicom):
     """The source datasets (headers only) in z order, checked against the CT's geometry."""
     spacing_xyz = np.asarray(ct.image.GetSpacing())
-    tol = max(_ABS_TOL_MM, _REL_TOL * float(spacing_xyz.min()))  # as the slices were checked on loading
-    row_dir, col_dir = ct.direction[:, 0], ct.direction[:, 1]
     nz, ny, nx = ct.shape
+    # as the slices were checked on loading: spacing to 0.1 %, and in-plane drift (shear) to 0.1 % of the stack
+    tol = max(_ABS_TOL_MM, _REL_TOL * float(spacing_xyz.min()), _REL_TOL * float(ct.spacing[0]) * (nz - 1))
+    row_dir, col_dir = ct.direction[:, 0], ct.direction[:, 1]
     by_z: dict[int, object] = {}
     reload = "Load the CT again from its DICOM folder (load_ct(folder)) and export that."
     for f in ct.dicom_files:
@@ -154,6 +155,8 @@ def _read_sources(ct: CTVolume, pydicom):
         try:
             ipp = np.array([float(v) for v in ds.ImagePositionPatient])
             iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+            # cosines written to a few decimals are off unit length; loading accepted that, SimpleITK normalised them
+            iop = np.r_[iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])]
             rows, cols = int(ds.Rows), int(ds.Columns)
             pixel_spacing = np.array([float(v) for v in ds.PixelSpacing])  # (row = y, column = x) spacing
         except (AttributeError, TypeError, ValueError) as e:
@@ -162,7 +165,7 @@ def _read_sources(ct: CTVolume, pydicom):
         kz = int(round(k))
         expected = ct.index_to_physical((kz, 0, 0))
         if (rows, cols) != (ny, nx) or not 0 <= kz < nz or np.linalg.norm(ipp - expected) > tol or \
-                not np.allclose(iop, np.r_[row_dir, col_dir], atol=_IOP_TOL) or \
+                not np.allclose(iop, np.r_[row_dir, col_dir], atol=_UNIT_TOL) or \
                 not np.allclose(pixel_spacing, ct.spacing[1:], rtol=1e-4, atol=1e-6):
             raise ValueError(f"the CT's source DICOM file '{f}' (position {ipp.tolist()}, {rows}x{cols} pixels) is not "
                              f"a slice of this CT's grid: the files changed since the CT was loaded. {reload}")

@@ -25,6 +25,7 @@ _IPP, _IOP = "0020|0032", "0020|0037"
 _ABS_TOL_MM = 0.01  # positions are written in mm with a few decimals; 10 µm is far below any voxel
 _REL_TOL = 1e-3  # ... or 0.1 % of the slice spacing, whichever is larger
 _IOP_TOL = 1e-4  # direction cosines of two slices that agree to this are the same orientation
+_UNIT_TOL = 1e-3  # a slice's row and column directions may be this far from unit length and orthogonality
 
 
 def _dcm2niix(what: str, first: bool = False) -> str:
@@ -97,8 +98,8 @@ def check_slice_positions(folder, files) -> None:
     names = [Path(f).name for f in files]
     pos, iop = _read_headers(files)
     row, col = iop[0, :3], iop[0, 3:]
-    if (abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3
-            or abs(float(row @ col)) > 1e-3):
+    if (abs(np.linalg.norm(row) - 1) > _UNIT_TOL or abs(np.linalg.norm(col) - 1) > _UNIT_TOL
+            or abs(float(row @ col)) > _UNIT_TOL):
         raise CTLoadError(
             f"DICOM file '{files[0]}' has ImageOrientationPatient {_vec(iop[0])}: its row and column directions "
             "are not orthogonal unit vectors (a sheared or damaged header), which no CT grid can represent. "

@@ -257,6 +257,26 @@ def coronal(tmp_path):
     return load_ct(tmp_path / "series")
 
 
+def test_a_series_with_orientation_written_to_three_decimals_exports(hd, tmp_path):
+    """Direction cosines written to 3 decimals are off unit length by ~1e-4 and the stack drifts from them by
+    ~0.02 mm: load_ct accepts that (0.1 % of the stack), so save_dicom_seg must find every slice on the CT's
+    grid too (it refused the files as 'changed since the CT was loaded', which reloading cannot mend)."""
+    pydicom = _pydicom()
+    a = np.radians(1.0)
+    hu = synthetic_hu((20, 12, 10), seed=5)
+    paths = write_series(tmp_path / "oblique", hu, row=(1, 0, 0), col=(0, np.cos(a), np.sin(a)))
+    for f in paths:
+        ds = pydicom.dcmread(f)
+        ds.ImageOrientationPatient = [f"{float(v):.3f}" for v in ds.ImageOrientationPatient]
+        ds.save_as(f)
+    ct = load_ct(tmp_path / "oblique")
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[2:18, 3:9, 2:8] = by_name("liver").id
+    out = save_dicom_seg(labels, ct, tmp_path / "seg.dcm")
+    numbers, seg_labels, _ = read_seg(out, ct)
+    assert np.array_equal(as_ids(numbers, seg_labels, {"liver": by_name("liver").id}), labels)
+
+
 def test_synthetic_seg_keeps_uids_names_and_custom_ids(coronal, hd, tmp_path):
     ct = coronal
     labels = np.zeros(ct.shape, np.uint16)
