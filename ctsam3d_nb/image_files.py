@@ -105,6 +105,28 @@ def _frames(file) -> int:
     return int(header.GetSize()[2]) if header.GetDimension() == 3 else 1
 
 
+def _refuse_dicom_seg(path: Path, what: str) -> None:
+    """A DICOM-SEG stores segments frame by frame, each frame pointing at a CT slice: read as an image it is a
+    stack of frames on no CT grid (SimpleITK gives 1 mm spacing and as many 'slices' as frames)."""
+    header = sitk.ImageFileReader()
+    header.SetFileName(str(path))
+    try:
+        header.ReadImageInformation()
+    except RuntimeError:
+        return  # sitk.ReadImage reports it
+    if not header.HasMetaDataKey("0008|0060") or header.GetMetaData("0008|0060").strip("\x00 ") != "SEG":
+        return
+    if what != "a label map":
+        raise CTLoadError(f"'{path}' is a DICOM-SEG (a segmentation), not {what}. Load the CT it segments, from "
+                          "its DICOM folder, and read the SEG onto it with highdicom (see load_labels).")
+    raise CTLoadError(
+        f"'{path}' is a DICOM-SEG: its frames are segments of the CT's slices, not a voxel grid, so it cannot be "
+        "read as a label map image. Read it with highdicom onto the CT loaded from its DICOM folder: "
+        "seg = highdicom.seg.segread(path); uids = [pydicom.dcmread(f).SOPInstanceUID for f in ct.dicom_files]; "
+        "numbers = seg.get_pixels_by_source_instance(uids, combine_segments=True) (segment numbers, in the CT's z "
+        "order; seg.get_segment_description(n).segment_label names segment n).")
+
+
 def _check_gzip(path: Path) -> None:
     """Detect truncated/corrupt gzip before SimpleITK gives a cryptic error. A file named .gz that is not
     gzip-compressed at all (some tools write plain NIfTI under that name) is left to SimpleITK, which reads it."""
@@ -128,6 +150,8 @@ def _read_image(path: Path, what: str) -> sitk.Image:
                           "Convert it, or pass a DICOM folder.")
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
+    if _suffix(path) == ".dcm":
+        _refuse_dicom_seg(path, what)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as e:

@@ -198,11 +198,22 @@ def _write_obj(mesh: Mesh, f, name: str):
 
 
 def _checked_color(color):
+    """``(r, g, b)`` 0..255 ints from 0..255 values, matplotlib's 0..1 floats, or a matplotlib colour name."""
     if color is None:
         return None
+    if isinstance(color, str):
+        from matplotlib.colors import to_rgb
+
+        try:
+            color = tuple(float(v) for v in to_rgb(color))
+        except ValueError:
+            raise ValueError(f"color {color!r} is not a matplotlib colour name ('red', 'tab:blue', '#ff8800'); "
+                             "or pass (r, g, b) values 0..255") from None
     c = np.asarray(color)
     if c.shape != (3,) or c.dtype.kind not in "iuf" or np.any(c < 0) or np.any(c > 255):
-        raise ValueError(f"color must be (r, g, b) with values 0..255, got {color!r}")
+        raise ValueError(f"color must be (r, g, b) with values 0..255 (or 0..1 floats, or a name), got {color!r}")
+    if c.dtype.kind == "f" and np.all(c <= 1):  # matplotlib's convention: (1.0, 0.2, 0.2) is a light red
+        c = c * 255
     return tuple(int(round(float(v))) for v in c)
 
 
@@ -218,7 +229,8 @@ def export_mesh(mask, ct: CTVolume, path, overwrite: bool = False, label: int | 
         overwrite: replace an existing file. Without it an existing file is never touched.
         label: the label id to export when ``mask`` is a label map with several ids.
         name: the object's name in the file's header / OBJ object line (default: the file stem).
-        color: ``(r, g, b)`` 0..255 vertex colour, written to PLY only (STL and OBJ have none).
+        color: vertex colour, written to PLY only (STL and OBJ have none): ``(r, g, b)`` 0..255, floats
+            0..1 as matplotlib takes them (all floats <= 1 are read so), or a matplotlib colour name.
 
     Returns:
         The resolved output path.

@@ -19,6 +19,7 @@ from conftest import REPO, synthetic_hu
 from ctsam3d_nb import CTVolume, load_ct, load_labels, save_dicom_seg
 from ctsam3d_nb.anatomy import STRUCTURES, by_name
 from ctsam3d_nb.dicom_seg import DicomSegWarning, property_codes
+from ctsam3d_nb.errors import CTLoadError
 
 REAL_LABELS = REPO.parent / "shared" / "data" / "real_ct" / "example_seg_dicom.nii.gz"
 _STRUCTURES = list(STRUCTURES.values()) if hasattr(STRUCTURES, "values") else list(STRUCTURES)
@@ -275,6 +276,30 @@ def test_a_series_with_orientation_written_to_three_decimals_exports(hd, tmp_pat
     out = save_dicom_seg(labels, ct, tmp_path / "seg.dcm")
     numbers, seg_labels, _ = read_seg(out, ct)
     assert np.array_equal(as_ids(numbers, seg_labels, {"liver": by_name("liver").id}), labels)
+
+
+def test_a_seg_given_as_labels_or_ct_is_named_and_its_recipe_reads_it_back(coronal, hd, tmp_path):
+    """load_labels on a SEG read its frames as slices and blamed the grid, advising a resample that gives
+    garbage; the error now names a DICOM-SEG and gives a highdicom recipe, followed here to the letter."""
+    pydicom = _pydicom()
+    ct = coronal
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[1:4, 2:6, 3:7] = by_name("liver").id
+    labels[0, 8:11, 1:3] = by_name("kidney_right").id
+    path = save_dicom_seg(labels, ct, tmp_path / "seg.dcm")
+    with pytest.raises(CTLoadError, match="is a DICOM-SEG: .* highdicom") as err:
+        load_labels(path, like=ct)
+    with pytest.raises(CTLoadError, match="is a DICOM-SEG \\(a segmentation\\), not a CT"):
+        load_ct(path)
+    assert "get_pixels_by_source_instance(uids, combine_segments=True)" in str(err.value)
+    seg = hd.seg.segread(path)
+    uids = [pydicom.dcmread(f).SOPInstanceUID for f in ct.dicom_files]
+    numbers = seg.get_pixels_by_source_instance(uids, combine_segments=True)
+    names = {n: seg.get_segment_description(n).segment_label for n in seg.segment_numbers}
+    back = np.zeros(ct.shape, np.uint16)
+    for n, name in names.items():
+        back[numbers == n] = by_name(name).id
+    assert np.array_equal(back, labels)
 
 
 def test_synthetic_seg_keeps_uids_names_and_custom_ids(coronal, hd, tmp_path):

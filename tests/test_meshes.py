@@ -131,6 +131,8 @@ def test_bad_input_names_the_problem(tmp_path):
         export_mesh(mask, ct, tmp_path / "nowhere" / "liver.stl")
     with pytest.raises(ValueError, match="color"):
         export_mesh(mask, ct, tmp_path / "liver.ply", color=(300, 0, 0))
+    with pytest.raises(ValueError, match="not a matplotlib colour name"):
+        export_mesh(mask, ct, tmp_path / "liver.ply", color="liverish")
     assert not list(tmp_path.iterdir())
 
 
@@ -187,6 +189,10 @@ def test_stl_ply_obj_read_back_to_the_same_mesh(tmp_path):
     assert np.allclose(xyz, mesh.vertices, atol=1e-3) and np.array_equal(faces, mesh.faces)
     assert np.all(rgb == (221, 130, 101))
     assert read_ply(export_mesh(blob, ct, tmp_path / "plain.ply"))[2] is None
+    # matplotlib's colours: 0..1 floats were written as (1, 0, 0), a near-black mesh (session 30 review)
+    for color, want in (((1.0, 0.2, 0.2), (255, 51, 51)), ("tab:blue", (31, 119, 180)), ((1, 0, 0), (1, 0, 0))):
+        assert np.all(read_ply(export_mesh(blob, ct, tmp_path / "c.ply", color=color, overwrite=True))[2] == want)
+    (tmp_path / "c.ply").unlink()
 
     obj = export_mesh(blob, ct, tmp_path / "liver.obj")
     xyz, faces = read_obj(obj)
