@@ -73,6 +73,19 @@ def _good_last(t):
     return run
 
 
+def _last_with(t, step=3, **config):
+    """A run's folder whose last.pt (step ``step``) was made with ``config`` (the rest TrainConfig's defaults)."""
+    run = _run_folder(t, last=False)
+    torch.save({"model": build_model("nano").state_dict(), "opt": {}, "step": step,
+                "config": {"model": "nano", **config}}, run / "last.pt")
+    return run
+
+
+def _no_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda is no user error here")
+
+
 _PHANTOM = ["--dataset", "phantom", "--seeds", "900000", "--phantom-shape", "24", "32", "32", "--clicks", "1"]
 
 # (id, setup(tmp) -> thunk returning the exit status, message regex of the one error line)
@@ -93,6 +106,21 @@ CLI_CASES = [
     ("train-missing-folder", lambda t: _train_cli("--out-dir", str(t / "run"), "--folder", str(t / "nowhere")),
      "nowhere"),
     ("train-no-data", lambda t: _train_cli("--out-dir", str(t / "run"), "--phantom-weight", "0"), "no training data"),
+    # session 30 review: --device cuda crashed on torch.cuda.set_device (no index), with or without a GPU
+    ("train-cuda-without-gpu", lambda t: _no_cuda() or _train_cli("--device", "cuda", "--out-dir", str(t / "run")),
+     "no CUDA GPU here"),
+    ("train-lr-inf", lambda t: _train_cli("--lr", "inf", "--out-dir", str(t / "run")),
+     r"TrainConfig\.lr = inf: must be a finite number > 0"),
+    # resuming with other settings (a forgotten --preset) went on as another run and rewrote config.json
+    ("train-resume-other-settings", lambda t: _train_cli("--out-dir", str(_last_with(t, lr=3e-4, ema_decay=0.999))),
+     r"made with other settings than these \(ema_decay: 0\.999 -> 0\.0; lr: 0\.0003 -> 0\.001\).*--allow-changes"),
+    ("train-resume-nothing-left", lambda t: _train_cli("--out-dir", str(_last_with(t, step=3)), "--steps", "3"),
+     r"is at step 3, and --steps 3 leaves nothing to train.*training\.export"),
+    ("train-resume-other-model-in-last-pt", lambda t: _train_cli("--out-dir", str(_last_with(t, model="tiny"))),
+     r"holds a 'tiny' run; resuming it as a 'nano' model"),
+    # a refused start (a mistyped --init) rewrote the run's config.json before it failed
+    ("train-bad-init-keeps-the-run", lambda t: _train_cli("--out-dir", str(_last_with(t)), "--no-resume", "--model",
+                                                          "tiny", "--init", str(t / "typo.pt")), "typo.pt"),
     ("evaluate-out-is-a-folder", lambda t: (t / "res").mkdir() or _evaluate_cli(*_PHANTOM, "--out", str(t / "res")),
      "res"),
     ("evaluate-max-cases-0", lambda t: _evaluate_cli(*_PHANTOM, "--out", str(t / "r.csv"), "--max-cases", "0"),

@@ -145,6 +145,42 @@ def test_short_run_writes_everything_and_resumes_exactly(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), k
 
 
+def test_resume_with_other_settings_needs_allow_changes_and_a_new_run_starts_a_new_log(tmp_path):
+    """A resume that forgot a flag went on as another run (lr, recipe, no weight average) without a word, and
+    --no-resume appended its metrics to the old run's (session 30 review)."""
+    out = tmp_path / "run"
+    cfg = _cfg(tmp_path, steps=1)
+    train(cfg, progress=False)
+    saved = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"other settings than these \(lr: 0\.001 -> 0\.0005; p_slab: 0\.0 -> 0\.3\)"):
+        train(dataclasses.replace(cfg, steps=2, lr=5e-4, p_slab=0.3), progress=False)
+    assert (out / "config.json").read_text() == saved  # refused before anything was written
+    train(dataclasses.replace(cfg, steps=2, threads=1, log_every=2), progress=False)  # run control may change
+    train(dataclasses.replace(cfg, steps=3, lr=5e-4, allow_changes=True), progress=False)
+    assert json.loads((out / "config.json").read_text())["lr"] == 5e-4
+    assert "allow_changes" not in json.loads((out / "config.json").read_text())  # a permission, not a setting
+    steps = lambda: [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert steps() == [1, 2, 3]
+    train(dataclasses.replace(cfg, resume=False), progress=False)
+    assert steps() == [1] and torch.load(out / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_device_cuda_gets_an_index_for_set_device(tmp_path, monkeypatch):
+    """``--device cuda`` (the gpu-9min preset's) failed in torch.cuda.set_device, which needs an index."""
+    seen = []
+
+    def set_device(device):
+        seen.append(device)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(_cfg(tmp_path, device="cuda"), progress=False)
+    assert seen == [torch.device("cuda", 0)] and not (tmp_path / "run").exists()
+
+
 def test_weight_average_is_kept_resumed_and_exported(tmp_path):
     """ema_decay: last.pt carries the average, a resumed run continues it, model.pt and the export hold it."""
     from ctsam3d_nb.training.export import export_run

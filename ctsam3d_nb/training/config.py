@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,9 @@ class TrainConfig:
     #   average: it smooths the step-to-step noise of small-batch training (evaluated checkpoints differ less)
     resume: bool = True  # continue from out_dir/last.pt when present
     overwrite: bool = False  # write into an out_dir that holds files a run did not write (e.g. your own
+    allow_changes: bool = False  # resume a run with settings other than its own (a new lr, data recipe, ...): refused
+    #   unless set, so that a resume that forgot --preset or a flag does not go on as another run (steps,
+    #   max_minutes, devices, threads, workers and saving may always change)
     #   config.json/model.pt: they are replaced). Without it such a folder is refused. A one-time permission,
     #   never saved in config.json, so `--config old/config.json` cannot carry it to another folder.
 
@@ -145,11 +149,11 @@ class TrainConfig:
              "must be a whole number >= 0")
         for name in ("max_minutes", "save_every_s", "hard_targets"):
             v = getattr(self, name)
-            need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v == v, name,
-                 "must be a number >= 0 (0 = off)")
+            need(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf, name,
+                 "must be a finite number >= 0 (0 = off)")
         for name in ("lr", "grad_clip", "max_scale"):
             v = getattr(self, name)
-            need(isinstance(v, (int, float)) and v > 0 and v == v, name, "must be a number > 0")
+            need(isinstance(v, (int, float)) and 0 < v < math.inf, name, "must be a finite number > 0")
         need(isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
              and 0 <= self.ema_decay < 1, "ema_decay", "must be a number in [0, 1) (0 = no weight average)")
         need(self.max_scale <= 8, "max_scale", "must be <= 8 (coarser patches hold too little of any target)")
@@ -157,7 +161,7 @@ class TrainConfig:
                      "phantom_weight", "real_weight", "folder_weight", "dataset_weight", "large_target_boost",
                      "large_target_ml"):
             v = getattr(self, name)
-            need(isinstance(v, (int, float)) and v >= 0 and v == v, name, "must be a number >= 0")
+            need(isinstance(v, (int, float)) and 0 <= v < math.inf, name, "must be a finite number >= 0")
         for name in ("min_lr_ratio", "focal_alpha", "p_augment", "p_domain_rand", "p_cpp", "p_cpp_negative",
                      "p_multiscale", "p_zoom_prior", "p_refine_prior", "p_leak_prior", "p_seeded", "p_lesion",
                      "p_subpart", "p_union", "p_elastic", "p_contrast", "p_slab", "p_arms", "p_self_round",
@@ -181,7 +185,8 @@ class TrainConfig:
     def save(self, path):
         """Write the config as JSON, atomically (a run's folder is recognised by a config.json that loads)."""
         d = dataclasses.asdict(self)
-        d.pop("overwrite")  # a permission for this call, not a setting of the run
+        d.pop("overwrite")  # permissions for this call, not settings of the run
+        d.pop("allow_changes")
         text = json.dumps(d, indent=2)
         atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text), suffix="")  # temp name ends in .tmp
 
@@ -206,6 +211,46 @@ def _is_run_file(name: str) -> bool:
     """A file a run writes, or the temporary file of one of them (``*.tmp``, ``.model.pt.<random>.tmp.pt``)."""
     return (name in RUN_FILES or name.endswith(".tmp")
             or (name.startswith(".") and ".tmp" in name and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in RUN_FILES))
+
+
+#: Fields a resumed run may change without ``allow_changes``: where and how long it runs, not what it learns.
+RUN_CONTROL = frozenset({"out_dir", "resume", "overwrite", "allow_changes", "init", "steps", "max_minutes",
+                         "device", "precision", "threads", "workers", "save_every", "save_every_s", "log_every"})
+
+
+def config_changes(run: dict, cfg: "TrainConfig") -> list[str]:
+    """``"name: the run's value -> cfg's"`` for every setting outside :data:`RUN_CONTROL` that differs between a
+    run's saved config (``last.pt["config"]``) and ``cfg``. A field the run predates counts only if ``cfg`` moves
+    it off its default."""
+    now = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    was = json.loads(json.dumps(run, default=str))
+    defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig()), default=str))
+    out = []
+    for name in sorted(set(now) - RUN_CONTROL):
+        before = was.get(name, defaults.get(name))
+        if before != now[name]:
+            out.append(f"{name}: {before!r} -> {now[name]!r}")
+    return out
+
+
+def check_resume(cfg: "TrainConfig", last: Path, state: dict) -> None:
+    """Refuse to resume ``last`` as another run: another model, other settings (unless ``cfg.allow_changes``),
+    or no steps left (a finished run would only have its model.pt rewritten)."""
+    run = state.get("config") or {}
+    done = int(state["step"])
+    if run.get("model", cfg.model) != cfg.model:
+        raise ValueError(f"'{last}' holds a '{run['model']}' run; resuming it as a '{cfg.model}' model cannot work. "
+                         f"Pass --model {run['model']} to continue it, or choose another --out-dir for the new run.")
+    changes = config_changes(run, cfg)
+    if changes and not cfg.allow_changes:
+        shown = "; ".join(changes[:12]) + (f"; ... ({len(changes)} in all)" if len(changes) > 12 else "")
+        raise ValueError(f"'{last}' is a run made with other settings than these ({shown}). Resume it with its "
+                         f"own (--config {last.parent / 'config.json'}, or the command that started it), pass "
+                         "--allow-changes to go on with these, or choose another --out-dir for a new run.")
+    if done >= cfg.steps:
+        raise ValueError(f"the run in '{last.parent}' is at step {done}, and --steps {cfg.steps} leaves nothing to "
+                         f"train. Pass --steps above {done} to train it on, or export it: python -m "
+                         f"ctsam3d_nb.training.export {last.parent} model.pt")
 
 
 def _run_config(path: Path):

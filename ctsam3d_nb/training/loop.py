@@ -25,8 +25,9 @@ from ..modeling import build_model
 from ..modeling.cpp import cpp_target_heatmap
 from ..modeling.grow import grow_model
 from ..modeling.prompt import build_prompt_maps
+from ..patch_model import resolve_device
 from ..patches import PATCH, STRIDE
-from .config import TrainConfig, check_out_dir
+from .config import TrainConfig, check_out_dir, check_resume
 from .difficulty import TargetDifficulty
 from . import precision
 from .data import PatchSampler, dataset_source, find_pairs, folder_source, phantom_source
@@ -236,6 +237,7 @@ def _model_and_state(cfg: TrainConfig, device: torch.device, last: Path, difficu
     start, trained_s = 0, 0.0
     state = torch.load(last, map_location=device, weights_only=True) if cfg.resume and last.exists() else None
     if state is not None:
+        check_resume(cfg, last, state)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
@@ -279,10 +281,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
-    if cfg.device == "auto":
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)  # "auto": CUDA where there is one; "cuda" where there is none: the fix
+    if device.type == "cuda" and device.index is None:  # torch.cuda.set_device needs an index: this rank's GPU
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if cfg.precision == "bf16" and device.type == "cpu" and not precision.cpu_has_native_bf16():
         raise ValueError(
             "TrainConfig.precision = 'bf16' on a CPU without bfloat16 hardware (no AVX512-BF16 or AMX): oneDNN "
@@ -293,14 +294,15 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.json")
-
     torch.manual_seed(cfg.seed)
     last = out / "last.pt"
     difficulty = TargetDifficulty(cfg.hard_targets) if cfg.hard_targets else None
     model, opt, ema, start, trained_s = _model_and_state(cfg, device, last, difficulty)
+    if rank == 0:  # written only once the model and its state loaded: a refused start leaves the folder as it was
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.json")
+        if start == 0:
+            (out / "metrics.jsonl").unlink(missing_ok=True)  # a new run's log, not appended to the last one's
     step_module = TrainStep(model, cfg)
     if distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
