@@ -98,10 +98,12 @@ def _open(args):
         if args.dataset not in ("totalsegmentator", "word", "amos22"):
             raise ValueError(f"--split does not apply to {args.dataset}")
         opts["split"] = args.split
-    if args.version:
-        opts["version"] = args.version
-    if args.convention:
-        opts["convention"] = args.convention
+    only = {"version": "totalsegmentator", "convention": "folder", "seeds": "phantom"}  # flags of one dataset
+    for name, takes in only.items():
+        if getattr(args, name) and args.dataset != takes:
+            raise ValueError(f"--{name} applies to --dataset {takes} only, not to {args.dataset}: drop it")
+        if getattr(args, name) and name != "seeds":
+            opts[name] = getattr(args, name)
     return open_dataset(args.dataset, args.root, **opts)
 
 
@@ -183,6 +185,16 @@ def _check_depth(done_rows: pd.DataFrame, args, out: Path):
                          "another --out.")
 
 
+def _check_model(done_rows: pd.DataFrame, model_name: str, out: Path):
+    """Refuse to resume a file of another model's results (its rows would be reported as this model's)."""
+    if "model" not in done_rows.columns:
+        return
+    other = sorted({str(m) for m in done_rows["model"].dropna().unique()} - {model_name})
+    if other:
+        raise ValueError(f"'{out}' holds results of the model '{other[0]}', not '{model_name}': resuming would report "
+                         "them as this model's. Write to another --out (or move that file away).")
+
+
 def _finished_cases(done: set, sessions: list[str]) -> set:
     """(dataset, case) pairs where every structure with rows has every session in ``sessions``."""
     by_case: dict = {}
@@ -219,6 +231,8 @@ def run(args) -> pd.DataFrame:
     out.parent.mkdir(parents=True, exist_ok=True)
     done_rows = _read_done(out, args.clicks)
     _check_depth(done_rows, args, out)
+    model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
+    _check_model(done_rows, model_name, out)
     done = set(map(tuple, done_rows[_TARGET].drop_duplicates().astype(str).to_numpy()))
     sessions = [str(k) for k in range(1, args.sessions + 1)]
     done_cases = _finished_cases(done, sessions)
@@ -230,7 +244,6 @@ def run(args) -> pd.DataFrame:
         columns = list(done_rows.columns) + added
         if columns != list(pd.read_csv(out, nrows=0).columns):
             _atomic_write(done_rows.reindex(columns=columns), out)
-    model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
     predictor = None
     bar = tqdm(cases, desc=f"{args.dataset}", unit="case", file=sys.stderr, dynamic_ncols=True)
     try:

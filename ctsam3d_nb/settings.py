@@ -77,6 +77,8 @@ class ClickSettings:
         need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
         need(_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget", "must be a whole number >= 0")
         need(_whole(self.self_rounds) and 0 <= self.self_rounds <= 8, "self_rounds", "must be a whole number in [0, 8]")
+        for name in ("refine_budget", "growth_budget", "retract_budget", "self_rounds"):  # 1.0 from JSON: a count
+            object.__setattr__(self, name, int(getattr(self, name)))
         for name in ("keep_connected", "cpp_heatmaps", "growth_guard", "growth_seed"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold

@@ -123,6 +123,17 @@ CLI_CASES = [
                                                           "tiny", "--init", str(t / "typo.pt")), "typo.pt"),
     ("evaluate-out-is-a-folder", lambda t: (t / "res").mkdir() or _evaluate_cli(*_PHANTOM, "--out", str(t / "res")),
      "res"),
+    # session 30 review: --version/--convention elsewhere were raw TypeErrors, --seeds elsewhere was ignored
+    ("evaluate-version-on-phantom", lambda t: _evaluate_cli(*_PHANTOM, "--out", str(t / "r.csv"), "--version", "v2"),
+     "--version applies to --dataset totalsegmentator only, not to phantom"),
+    ("evaluate-seeds-on-flare22", lambda t: _evaluate_cli("--dataset", "flare22", "--root", str(t), "--seeds", "1",
+                                                          "--out", str(t / "r.csv")),
+     "--seeds applies to --dataset phantom only"),
+    # resuming a file of another model's rows reported them as this model's results
+    ("evaluate-resume-other-model", lambda t: (t / "r.csv").write_text(
+        "dataset,case,structure,session,click,dice,model\nphantom,900000,liver,1,1,0.5,nano (random weights)\n")
+     and _evaluate_cli(*_PHANTOM, "--out", str(t / "r.csv"), "--model", "nano"),
+     r"holds results of the model 'nano \(random weights\)', not 'nano'"),
     ("evaluate-max-cases-0", lambda t: _evaluate_cli(*_PHANTOM, "--out", str(t / "r.csv"), "--max-cases", "0"),
      "--max-cases must be >= 1"),
     ("evaluate-bad-device", lambda t: _evaluate_cli(*_PHANTOM, "--out", str(t / "r.csv"), "--random-weights",

@@ -220,3 +220,11 @@ def test_adapters_declare_their_splits():
     import ctsam3d_nb.evaluation.datasets as old  # the old import path still works
 
     assert old.open_dataset is open_dataset
+
+
+def test_an_option_the_adapter_does_not_take_is_named_with_the_ones_it_does():
+    """open_dataset passed options on blindly: a raw TypeError from the adapter's __init__ (session 30 review)."""
+    with pytest.raises(ValueError, match="'phantom' takes no option 'version'; its options: seeds, shape, spacing"):
+        open_dataset("phantom", version="v2")
+    with pytest.raises(ValueError, match="'flare22' takes no option 'convention'; its options: images, labels"):
+        open_dataset("flare22", "/nowhere", convention="btcv")

@@ -219,6 +219,19 @@ def test_click_settings_refuse_nonsense(bad, match):
         ClickSettings(**bad)
 
 
+def test_whole_number_counts_from_json_become_ints_and_a_click_runs():
+    """A log or JSON that holds 1.0 for a count was accepted, kept as a float, and the first click then failed
+    in range(1 + self_rounds) (session 30 review)."""
+    s = ClickSettings.from_dict({"self_rounds": 1.0, "growth_budget": 4.0, "refine_budget": 2.0,
+                                 "retract_budget": 3.0})
+    counts = (s.self_rounds, s.growth_budget, s.refine_budget, s.retract_budget)
+    assert counts == (1, 4, 2, 3) and all(type(v) is int for v in counts)
+    assert s.to_dict()["self_rounds"] == 1 and type(s.to_dict()["self_rounds"]) is int
+    pred = Predictor(RegionModel(), s)
+    pred.set_volume(CTVolume.from_array(np.full((40, 40, 40), 40, np.int16), spacing=(1.5, 1.5, 1.5)))
+    assert pred.click((20, 20, 20)).shape == (40, 40, 40)
+
+
 def test_click_settings_flags_are_generated_from_the_fields():
     ap = argparse.ArgumentParser()
     add_arguments(ap)

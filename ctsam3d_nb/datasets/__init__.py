@@ -10,6 +10,8 @@ the path and prints the expected layout.
 """
 from __future__ import annotations
 
+import inspect
+
 from .base import CaseDataset, DatasetLayoutError, PairedDataset
 from .challenges import AMOS22, BTCV, FLARE22, WORD
 from .folder import ImageLabelFolder, PhantomDataset
@@ -55,4 +57,8 @@ def open_dataset(name: str, root=None, **options) -> CaseDataset:
     key = str(name).lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    takes = [n for n in inspect.signature(DATASETS[key]).parameters if n != "root"]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ValueError(f"dataset {name!r} takes no option {unknown[0]!r}; its options: {', '.join(takes) or 'none'}")
     return DATASETS[key](root, **options)
