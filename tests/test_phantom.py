@@ -226,11 +226,14 @@ def test_cli_writes_files_and_refuses_to_overwrite(tmp_path, capsys):
     assert np.array_equal(sitk.GetArrayFromImage(ct), ct_ref.array)
 
     before = {n: (out / n).stat().st_mtime_ns for n in OUTPUT_NAMES}
-    assert main(argv[:1] + ["2"] + argv[2:]) == 1
+    assert main(argv[:1] + ["2"] + argv[2:]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert {n: (out / n).stat().st_mtime_ns for n in OUTPUT_NAMES} == before
     assert main(argv[:1] + ["2"] + argv[2:] + ["--overwrite"]) == 0
     assert not np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out / OUTPUT_NAMES[0]))), ct_ref.array)
+    # a file where a folder of the out-dir should be: refused before the build (it was a traceback after it)
+    assert main(argv[:-1] + [str(out / OUTPUT_NAMES[2] / "sub")]) == 2
+    assert "is a file, so" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- ontology

@@ -37,6 +37,9 @@ def write_phantom(out_dir, seed: int, shape, spacing, *, phase: str | None = Non
         ``{file name: path}`` of the three files written.
     """
     out = Path(out_dir).expanduser()
+    there = next(d for d in (out, *out.parents) if d.exists())
+    if not there.is_dir():  # checked before the build (a minute of CPU), not when the first file is written
+        raise FileExistsError(f"'{there}' is a file, so '{out}' cannot be a folder: choose another --out-dir")
     paths = {name: out / name for name in OUTPUT_NAMES}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
@@ -69,14 +72,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (2: a user error, printed as one ``error:`` line)."""
     args = _parser().parse_args(argv)
     try:
         paths = write_phantom(args.out_dir, args.seed, args.shape, args.spacing, phase=args.phase, arms=args.arms,
                               overwrite=args.overwrite)
     except (FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2  # a user error, as the other tools say it
     for path in paths.values():
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
