@@ -170,3 +170,17 @@ def test_a_predictor_on_a_device_it_cannot_use_says_so_as_load_model_does(device
     for make in (lambda: load_model("nano", device=device, pretrained=False), lambda: Predictor(model, device=device)):
         with pytest.raises(ValueError, match=match):
             make()
+
+
+def test_every_candidate_checkpoint_loads_and_is_listed():
+    """candidates/ keeps evaluated, unshipped weights in git (runs/ does not survive a change of machine): each must
+    load (its weights hash checked) and be listed, with its evaluation, in candidates/README.md."""
+    folder = Path(__file__).resolve().parent.parent / "candidates"
+    files = sorted(folder.glob("*.pt"))
+    if not files:
+        pytest.skip("no candidate weights kept now")
+    listed = (folder / "README.md").read_text()
+    for f in files:
+        model = load_model(f, device="cpu")
+        assert model.config.name in ("nano", "nano_deep", "tiny") and model.metadata["training"]["steps_done"] > 0
+        assert f"`{f.name}`" in listed and model.checkpoint_info["sha256"][:12] in listed
