@@ -74,7 +74,7 @@ def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple
                           f"Pass series_uid= to choose another. Series: {listing}.", stacklevel=3)
     if len(files) < 2:
         if _frames(files[0]) > 1:  # one multi-frame (enhanced) CT file holds the whole volume
-            return _read_image(Path(files[0]), "a CT"), None, None
+            return _read_image(Path(files[0]), "a CT", dicom=True), None, None  # DICOM files often have no suffix
         raise CTLoadError(f"the DICOM series in '{folder}' has a single slice: a 2D image, not a CT volume. "
                           "Export the whole series into this folder.")
     # missing/duplicate slices, varying spacing, shear: ITK would stack them with one averaged spacing
@@ -87,34 +87,33 @@ def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple
         raise CTLoadError(f"could not read the DICOM series in '{folder}': {str(e).strip().splitlines()[-1]}. "
                           "Some slices may be corrupt or missing.") from None
     # ImageSeriesReader stacks the files in the order given: slice k of the image is files[k]
-    header = sitk.ImageFileReader()
-    header.SetFileName(files[0])
-    header.ReadImageInformation()
-    uid = header.GetMetaData(_SERIES_UID).strip("\x00 ") if header.HasMetaDataKey(_SERIES_UID) else ""
+    header = _header(files[0])
+    uid = "" if header is None else header.GetMetaData(_SERIES_UID).strip("\x00 ") if header.HasMetaDataKey(_SERIES_UID) else ""
     return image, tuple(str(Path(f).resolve()) for f in files), uid or None
 
 
 def _frames(file) -> int:
     """Slices in one DICOM file (a multi-frame enhanced CT holds them all), 1 if its header cannot be read."""
+    header = _header(file)
+    return int(header.GetSize()[2]) if header is not None and header.GetDimension() == 3 else 1
+
+
+def _header(file) -> sitk.ImageFileReader | None:
+    """The file's header, read without its pixels; None if SimpleITK cannot read it (reading it says why)."""
     header = sitk.ImageFileReader()
     header.SetFileName(str(file))
     try:
         header.ReadImageInformation()
     except RuntimeError:
-        return 1
-    return int(header.GetSize()[2]) if header.GetDimension() == 3 else 1
+        return None
+    return header
 
 
 def _refuse_dicom_seg(path: Path, what: str) -> None:
     """A DICOM-SEG stores segments frame by frame, each frame pointing at a CT slice: read as an image it is a
     stack of frames on no CT grid (SimpleITK gives 1 mm spacing and as many 'slices' as frames)."""
-    header = sitk.ImageFileReader()
-    header.SetFileName(str(path))
-    try:
-        header.ReadImageInformation()
-    except RuntimeError:
-        return  # sitk.ReadImage reports it
-    if not header.HasMetaDataKey("0008|0060") or header.GetMetaData("0008|0060").strip("\x00 ") != "SEG":
+    header = _header(path)
+    if header is None or not header.HasMetaDataKey("0008|0060") or header.GetMetaData("0008|0060").strip("\x00 ") != "SEG":
         return
     if what != "a label map":
         raise CTLoadError(f"'{path}' is a DICOM-SEG (a segmentation), not {what}. Load the CT it segments, from "
@@ -142,15 +141,15 @@ def _check_gzip(path: Path) -> None:
                           "downloading or copying: copy it again, or check it with `gzip -t`.") from None
 
 
-def _read_image(path: Path, what: str) -> sitk.Image:
+def _read_image(path: Path, what: str, dicom: bool = False) -> sitk.Image:
     if path.is_dir():
         raise CTLoadError(f"'{path}' is a folder; {what} must be an image file")
-    if _suffix(path) not in IMAGE_SUFFIXES:
+    if not dicom and _suffix(path) not in IMAGE_SUFFIXES:
         raise CTLoadError(f"'{path}' does not have an image suffix ({', '.join(IMAGE_SUFFIXES)}). "
                           "Convert it, or pass a DICOM folder.")
     if path.name.lower().endswith(".gz"):
         _check_gzip(path)
-    if _suffix(path) == ".dcm":
+    if dicom or _suffix(path) == ".dcm":
         _refuse_dicom_seg(path, what)
     try:
         image = sitk.ReadImage(str(path))

@@ -238,7 +238,9 @@ def test_a_folder_of_one_multi_frame_ct_loads_as_its_series(real_dicom, hd, tmp_
                                                         sop_instance_uid=hd.UID(), instance_number=1)
     (tmp_path / "mf").mkdir()
     enhanced.save_as(tmp_path / "mf" / "enhanced.dcm")
-    for source in (tmp_path / "mf", tmp_path / "mf" / "enhanced.dcm"):
+    (tmp_path / "bare").mkdir()  # DICOM files often have no suffix at all
+    enhanced.save_as(tmp_path / "bare" / "IM0001")
+    for source in (tmp_path / "mf", tmp_path / "mf" / "enhanced.dcm", tmp_path / "bare"):
         ct = load_ct(source)
         assert ct.shape == ref.shape and np.allclose(ct.spacing, ref.spacing) and ct.dicom_files is None
         ref_z = [ref.index_to_physical((j, 0, 0)) for j in range(ref.shape[0])]
