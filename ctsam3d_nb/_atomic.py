@@ -37,10 +37,13 @@ def export_target(path, source=None, overwrite: bool = False) -> Path:
     target = Path(path).expanduser().resolve()
     if source:
         src = Path(source).resolve()
-        if target == src or (src.is_dir() and src in target.parents):
+        same = target.exists() and src.exists() and os.path.samefile(target, src)  # case-insensitive disks too
+        if same or target == src or (src.is_dir() and src in target.parents):
             raise ValueError(f"refusing to write '{target}': that is the input CT. Choose another file name.")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder '{target.parent}' does not exist; create it first")
+    if target.is_dir():
+        raise IsADirectoryError(f"'{target}' is a folder; give a file name (for example '{target / 'seg.nii.gz'}')")
     if target.exists() and not overwrite:
         raise FileExistsError(f"'{target}' exists; pass overwrite=True to replace it, or choose another name")
     return target

@@ -140,6 +140,16 @@ def by_name(name: str) -> Structure:
     raise KeyError(f"no structure named {name!r}; {hint}")
 
 
+def near_miss(name: str, cutoff: float = 0.85) -> str | None:
+    """The ontology name ``name`` is most likely a misspelling of ("livr" -> "liver"), or None when ``name`` is
+    an ontology name itself or close to none (a custom name such as "tumour")."""
+    key = _key(name)
+    if key in _BY_KEY:
+        return None
+    close = difflib.get_close_matches(key, list(_BY_KEY), n=1, cutoff=cutoff)
+    return _BY_KEY[close[0]].name if close else None
+
+
 def names() -> tuple[str, ...]:
     """All structure names, in id order."""
     return tuple(s.name for s in STRUCTURES)

@@ -62,6 +62,9 @@ class PatchModel:
                 "precision='fp32') (its masks then differ slightly from the recorded ones).")
         self.precision = precision
         self.model = model.to(self.device).eval()
+        if isinstance(cache_patches, bool) or not isinstance(cache_patches, (int, np.integer)) or cache_patches < 1:
+            raise ValueError(f"cache_patches must be a whole number >= 1 (patches whose encoder features are kept; "
+                             f"default 64), got {cache_patches!r}")
         self.cache_patches = int(cache_patches)
         self.stats = {"encoder_calls": 0, "decoder_calls": 0, "cpp_calls": 0}
         self._images: dict[int, np.ndarray] = {}
@@ -88,6 +91,14 @@ class PatchModel:
     def cached_origins(self, factor: int = 1) -> list:
         """Origins of the level-``factor`` patches whose features are kept, least recently used first."""
         return [o for f, o in self._features if f == factor]
+
+    def cache_state(self):
+        """The feature cache as it is (a shallow copy): ``restore_cache`` puts it back after a failed click, so
+        that which patches a later click reuses (and so its mask) is the same as on a replay of the session."""
+        return self._features.copy()
+
+    def restore_cache(self, state) -> None:
+        self._features = state
 
     def _cache_put(self, key, feats) -> None:
         """Keep ``feats`` as the most recently used; drop the least recently used beyond ``cache_patches``."""

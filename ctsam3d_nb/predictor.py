@@ -141,12 +141,11 @@ class Predictor:
 
     # ------------------------------------------------------------------ objects
     @property
-    def object(self) -> ObjectState:
-        """The object that clicks go to (created on the first click if none)."""
+    def object(self) -> ObjectState | None:
+        """The object that clicks go to; None before the first click or ``new_object`` (the first click makes
+        "object 1"). Reading it changes nothing: a session log replays what was done, not what was looked at."""
         self._require_volume()
-        if self.current < 0:
-            self._new_object_nolog("object 1", None)
-        return self.objects[self.current]
+        return self.objects[self.current] if self.current >= 0 else None
 
     def _make_object(self, name, label_id) -> ObjectState:
         levels = self.settings.levels if self.settings.mode == "zoom" else (1,)
@@ -215,12 +214,14 @@ class Predictor:
         if type(positive).__name__ not in ("bool", "bool_"):
             raise TypeError(f"positive must be True or False, got {positive!r}")
         positive = bool(positive)
-        before = (self._snapshot(), list(self._undo), list(self._redo), len(self.log.events), self.current)
+        before = (self._snapshot(), list(self._undo), list(self._redo), len(self.log.events), self.current,
+                  self.net.cache_state())
         try:
             return self._click(zyx, positive)
         except BaseException:
-            snap, undo, redo, n_events, current = before
+            snap, undo, redo, n_events, current, cache = before
             self._restore(snap)
+            self.net.restore_cache(cache)
             self._undo[:], self._redo[:] = undo, redo
             del self.log.events[n_events:]
             self.current = current
@@ -228,7 +229,9 @@ class Predictor:
 
     def _click(self, zyx, positive: bool) -> np.ndarray:
         t0 = time.perf_counter()
-        obj = self.object
+        if self.current < 0:
+            self._new_object_nolog("object 1", None)  # replay makes it the same way: its first click
+        obj = self.objects[self.current]
         self._push_undo()
         g = tuple(float(v) for v in self.grid.from_ct_index(self.ct, zyx))
         obj.add_click(zyx, g, positive)
@@ -289,8 +292,12 @@ class Predictor:
     # ------------------------------------------------------------------ results
     def _current_mask(self, refresh=False, box=None) -> np.ndarray:
         obj = self.object
-        key = id(obj.masks)
-        if refresh or key not in self._mask_cache:
+        key = id(obj.masks) if obj is not None else None  # no object yet: nothing segmented
+        if key is None and key not in self._mask_cache:
+            empty = np.zeros(self.ct.shape, bool)
+            empty.flags.writeable = False
+            self._mask_cache = {None: empty}
+        if key is not None and (refresh or key not in self._mask_cache):
             mask = to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)
             mask.flags.writeable = False  # shared by click(), .mask and the viewer's exports: edit a .copy()
             self._mask_cache = {key: mask}

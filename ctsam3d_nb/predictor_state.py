@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import patches as P
-from .anatomy import by_id, by_name
+from .anatomy import by_id, by_name, near_miss
 from .grid import ModelGrid
 from .volume import CTVolume
 
@@ -76,6 +76,10 @@ class ObjectState:
             try:
                 label_id = by_name(name).id
             except KeyError:
+                meant = near_miss(str(name))
+                if meant is not None:  # a typo would silently become a custom object with a custom id
+                    raise ValueError(f"{name!r} is not an ontology name: did you mean {meant!r}? For a custom object "
+                                     f"of this name, give it an id: label_id={free_label_id(existing)}") from None
                 label_id = free_label_id(existing)
         if isinstance(label_id, bool) or not isinstance(label_id, (int, np.integer)) and not (
                 isinstance(label_id, (float, np.floating)) and float(label_id).is_integer()):

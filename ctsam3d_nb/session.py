@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
+from .anatomy import near_miss
 from .checkpoint import load_model
 from .io import as_ct
+from .predictor_state import free_label_id
 from .settings import ClickSettings
 from .volume import CTVolume
 
@@ -69,7 +71,7 @@ class SessionLog:
         self.predictor = predictor
         self.events: list[dict] = []
         self._warned = False
-        self._owns_file = False  # True once this session has written (or was restored from) the autosave file
+        self._written = None  # the autosave file as this session last wrote (or restored) it: _file_id()
 
     def add(self, event: dict):
         self.events.append(event)
@@ -84,6 +86,7 @@ class SessionLog:
             "ct": {"source": p.ct.source, **ct_fingerprint(p.ct)} if p.ct is not None else None,
             "model": {"name": getattr(model, "name", None), "checkpoint": getattr(p.model, "checkpoint_info", None)},
             "settings": p.settings.to_dict(),
+            "cache_patches": p.cache_patches,  # which cached patch a click reuses depends on it
             "events": [dict(e) for e in self.events],
         }
 
@@ -92,8 +95,10 @@ class SessionLog:
     def autosave(self):
         """Write the log to the autosave folder.
 
-        The first write of a session never replaces another session's file: that one moves to
-        ``ctsam3d_session.1.json`` (older ones to ``.2`` .. ``.5``), with a warning that says so. A failure
+        A write never replaces another session's file: that one moves to ``ctsam3d_session.1.json`` (older
+        ones to ``.2`` .. ``.5``), with a warning that says so. This holds for a session's first write and
+        for any later one after another predictor wrote there (a re-run cell while an older viewer still
+        clicks with the old predictor): the file must be the one this session wrote last. A failure
         (read-only folder, disk full, a file where the folder should be) warns once per predictor and
         never fails the action that was just done."""
         folder = self.predictor.autosave
@@ -103,19 +108,29 @@ class SessionLog:
         target = folder / self.FILE
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            if not self._owns_file and target.exists():
+            if target.exists() and self._file_id(target) != self._written:
                 kept = self._rotate(target)
                 warnings.warn(f"'{target}' held an earlier session; it was kept as '{kept.name}' (the "
                               f"{self.KEEP} latest are kept). Restore it with Predictor.restore('{kept}', ct).",
                               stacklevel=3)
             text = json.dumps(self.to_dict())
             atomic_write(target, lambda tmp: Path(tmp).write_text(text))
-            self._owns_file = True
+            self._written = self._file_id(target)
         except OSError as e:
             if not self._warned:
                 warnings.warn(f"autosave to '{target}' failed ({e}); the session goes on unsaved. Choose another "
                               "folder (Predictor(autosave=...)) or save predictor.session yourself.", stacklevel=3)
                 self._warned = True
+
+    @staticmethod
+    def _file_id(path: Path):
+        """Which write of ``path`` is on disk: each atomic write is a new file (inode, time, size)."""
+        st = path.stat()
+        return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+    def adopt(self, path: Path) -> None:
+        """Continue the autosave file ``path`` (a restored session): its next write replaces it."""
+        self._written = self._file_id(path)
 
     def _rotate(self, target: Path) -> Path:
         stem = target.name[: -len(".json")]
@@ -156,6 +171,8 @@ class SessionLog:
                           "can differ from the recorded ones. Pass model=load_model(<the checkpoint it was made "
                           "with>) to reproduce them exactly.", ReplayWarning, stacklevel=3)
         autosave = kwargs.pop("autosave", None)  # nothing is written before the whole log has replayed
+        if "cache_patches" in session and "cache_patches" not in kwargs:  # logs since session 31
+            kwargs["cache_patches"] = session["cache_patches"]
         events, settings = session.get("events", []), session.get("settings") or {}
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise ValueError("session 'events' must be a list of {'op': ...} objects")
@@ -172,8 +189,11 @@ class SessionLog:
             try:
                 if op == "click":
                     pred.click(ev["zyx"], positive=ev["positive"])
-                elif op == "new_object":
-                    pred.new_object(str(ev["name"]), ev.get("label_id"))
+                elif op == "new_object":  # a custom name near an ontology one is refused since session 31: its id
+                    name, label_id = str(ev["name"]), ev.get("label_id")
+                    if label_id is None and near_miss(name) is not None:
+                        label_id = free_label_id(pred.objects)  # what it was given when it was made
+                    pred.new_object(name, label_id)
                 elif op == "select":
                     pred.select_object(ev["index"])
                 elif op in ("undo", "redo", "reset"):
@@ -201,5 +221,6 @@ class SessionLog:
         pred = SessionLog.replay(cls, session, ct, model, **kwargs)
         pred.autosave = folder
         # the restored session continues the file it came from (no backup of itself on the next write)
-        pred.log._owns_file = folder is not None and Path(folder).expanduser() / SessionLog.FILE == path
+        if folder is not None and Path(folder).expanduser() / SessionLog.FILE == path:
+            pred.log.adopt(path)
         return pred

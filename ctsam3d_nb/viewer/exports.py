@@ -192,7 +192,8 @@ class ViewerExports:
         """
         if self.predictor is None or not self.predictor.objects:
             raise RuntimeError("nothing to export yet: segment something first")
-        data = self.predictor.mask if current_only else self.predictor.label_map
+        p = self._checked_predictor()  # the predictor's masks are in this viewer's CT geometry
+        data = p.mask if current_only else p.label_map
         return save_mask(data, self.ct, path, overwrite=overwrite)
 
     def export_mesh(self, path, overwrite: bool = False, which=None) -> Path:
@@ -203,7 +204,7 @@ class ViewerExports:
         ``overwrite``. Returns the written path.
         """
         if self.predictor is not None:
-            mask, name, rgb = object_mask(self.predictor, which)
+            mask, name, rgb = object_mask(self._checked_predictor(), which)
         else:
             mask, name, rgb = label_mask(self._labels, self.legend_entries, which)
         return write_mesh(mask, self.ct, path, overwrite=overwrite, name=name, color=rgb)

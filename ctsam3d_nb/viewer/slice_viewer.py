@@ -93,6 +93,14 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
         ct = as_ct(ct, "SliceViewer")
         if predictor is not None and labels is not None:
             raise ValueError("pass either predictor= (interactive segmentation) or labels= (plain viewer), not both")
+        if isinstance(predictor, np.ndarray):
+            raise TypeError("the second argument is the predictor; to show a label map or mask, pass it by name: "
+                            "SliceViewer(ct, labels=labels)")
+        if predictor is not None and not all(hasattr(predictor, a) for a in ("set_volume", "click", "objects")):
+            raise TypeError(f"predictor must be a Predictor, e.g. Predictor(load_model('nano')), got "
+                            f"{type(predictor).__name__}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha is the overlays' opacity, from 0 (hidden) to 1 (opaque), got {alpha!r}")
         if predictor is not None:
             if getattr(predictor, "ct", None) is None:
                 predictor.set_volume(ct)
@@ -106,6 +114,7 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
         super().__init__()
         self.add_class("ctsam3d-viewer")
         self.ct, self.predictor, self.volume_view = ct, predictor, volume_view
+        self._predictor_ct = getattr(predictor, "ct", None)  # the predictor's CT as checked against this one
         self.orient, self.plan = orient, plan
         self.interactive = ipympl_active() if interactive is None else bool(interactive)
         self.alpha = float(alpha)
@@ -150,11 +159,9 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
         Moves the crosshair there, updates overlays, markers, legend, status (and the linked
         VolumeView). Returns the current object's mask (bool, ``ct.shape``).
         """
-        if self.predictor is None:
-            raise RuntimeError("this viewer has no predictor: create it with SliceViewer(ct, predictor)")
-        mask = self.predictor.click(voxel_zyx, positive=bool(positive))
+        mask = self._checked_predictor().click(voxel_zyx, positive=positive)
         self.goto(voxel_zyx, _draw=False)
-        where = tuple(int(round(v)) for v in voxel_zyx)
+        where = self.voxel
         self._after_change(f"{'+' if positive else '−'} click at (z, y, x) = {where}", timing=True)
         return mask
 
@@ -163,7 +170,8 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
         v, shape = np.asarray(voxel_zyx, float), np.asarray(self.ct.shape)
         if np.any(v < -0.5) or np.any(v > shape - 0.5):  # the predictor's rule: within half a voxel of the CT
             raise ValueError(f"voxel {tuple(voxel_zyx)} is outside the CT (shape (z, y, x) = {self.ct.shape})")
-        c = self.orient.canonical_index(np.clip(np.rint(v), 0, shape - 1).astype(int))
+        # halves round up, as the click markers' slices do (np.rint would round 2.5 to 2)
+        c = self.orient.canonical_index(np.clip(np.floor(v + 0.5), 0, shape - 1).astype(int))
         self._hold = True
         try:
             self.cursor = [int(v) for v in c]
@@ -175,6 +183,20 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
             box.value = v
         if _draw:
             self.refresh_views()
+
+    def _checked_predictor(self):
+        """The predictor, once it is known to still hold this viewer's CT (``predictor.set_volume`` with another
+        scan after the viewer was made would have clicks segment a scan other than the one shown)."""
+        p = self.predictor
+        if p is None:
+            raise RuntimeError("this viewer has no predictor: create it with SliceViewer(ct, predictor)")
+        if p.ct is not self._predictor_ct:
+            if p.ct is None or (p.ct is not self.ct and ct_fingerprint(p.ct) != ct_fingerprint(self.ct)):
+                raise RuntimeError("the predictor was given another CT (predictor.set_volume) after this viewer was "
+                                   "made: clicks would segment a scan other than the one shown. Show that CT in a "
+                                   "new viewer: SliceViewer(new_ct, predictor)")
+            self._predictor_ct = p.ct
+        return p
 
     @property
     def voxel(self) -> tuple[int, int, int]:
@@ -197,13 +219,14 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
 
     def new_object(self, name: str | None = None):
         """Start a new object (an ontology name such as "liver" gets its id and colour)."""
-        obj = self.predictor.new_object(name or f"object {len(self.predictor.objects) + 1}")
+        p = self._checked_predictor()
+        obj = p.new_object(name or f"object {len(p.objects) + 1}")
         self._after_change(f"new object {html.escape(obj.name)!r} (label {obj.label_id}): click on it")
         return obj
 
     def select_object(self, which):
         """Make an existing object (index or name) current and show its clicks."""
-        obj = self.predictor.select_object(which)
+        obj = self._checked_predictor().select_object(which)
         self._after_change(f"object {html.escape(obj.name)!r} selected")
         return obj
 
@@ -345,7 +368,7 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
 
     # ------------------------------------------------------------------ after a predictor change
     def _history(self, op):
-        done = getattr(self.predictor, op)()
+        done = getattr(self._checked_predictor(), op)()
         self._after_change(f"{op}: nothing to {op}" if done is False else op)
         return done
 

@@ -120,6 +120,10 @@ class VolumeView(W.VBox):
         self.predictor, self._labels, self._colors = predictor, labels, colors
         self.backend = "ipyvolume" if figure is not None else "static"
         self.ct, self.figure, self.image, self.volume = ct, figure, None, None
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer))
+                                     or max_size < 1):
+            raise ValueError(f"max_size is the largest side of the 3D view's masks in voxels, a whole number >= 1 "
+                             f"(default 64, 128 with a figure=), got {max_size!r}")
         self.max_size = int(max_size) if max_size is not None else (128 if figure is not None else 64)
         self.orient = (Orientation.from_ct(ct) if ct is not None
                        else Orientation(tuple(shape), (0, 1, 2), (False, False, False), (1.0, 1.0, 1.0)))
