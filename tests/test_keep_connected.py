@@ -51,7 +51,7 @@ def test_clicks_off_the_mask_drop_nothing():
 def test_coarse_zoom_levels_are_cleaned_too():
     ct, tube, _ = tube_ct(260)
     pred = Predictor(RegionModel(), mode="zoom").set_volume(ct)
-    obj = pred.object
+    obj = pred.new_object("tube")
     p = np.zeros((64,) * 3, np.float16)
     p[10:20, 10:20, 10:20] = 1  # level-2 voxels 10..19: grid voxels 20..38
     p[40:50, 2:9, 2:9] = 1  # grid voxels z 80..98, y and x 4..16: not connected to the first
@@ -77,7 +77,7 @@ def test_the_click_mask_reuses_one_blend_and_equals_a_fresh_one():
 
     ct, tube, blob = blob_ct()
     pred = Predictor(HazeModel(), cpp_heatmaps=True, keep_connected=True).set_volume(ct)
-    obj = pred.object
+    obj = pred.new_object("tube")
     for zyx, positive in (((130, 30, 30), True), ((180, 10, 10), True), ((60, 30, 30), False)):
         mask = pred.click(zyx, positive)
         fresh = to_ct_mask(obj.masks, pred.grid, pred.ct, pred.threshold)

@@ -256,7 +256,7 @@ def test_zoom_runs_the_real_network_batched(tmp_path):
     model = build_model("nano")
     ct, organ = organ_ct(20, shape=(100, 100, 100), centre=(50, 50, 50))
     pred = Predictor(model, zoom(), device="cpu").set_volume(ct)
-    obj = pred.object
+    obj = pred.new_object("organ")
     items = [(1, o, pred._prompt(obj, o)) for o in [(0, 0, 0), (48, 0, 0), (0, 48, 48)]]
     batched = pred.net.decode_many(items, batched=True)
     single = [pred.net.decode(o, pr, f) for f, o, pr in items]
@@ -290,7 +290,7 @@ def test_the_model_config_sigma_shapes_the_click_prompt():
     for sigma in (2.0, 4.0):
         model = build_model("nano", sigma=sigma)
         pred = Predictor(model, zoom(), device="cpu").set_volume(ct)
-        pred.object.add_click((40, 40, 40), (40.0, 40.0, 40.0), True)
+        pred.new_object("organ").add_click((40, 40, 40), (40.0, 40.0, 40.0), True)
         maps.append(pred._prompt(pred.object, (8, 8, 8))[1])
     assert maps[0][32, 32, 32] == maps[1][32, 32, 32] == 1
     assert maps[1][32, 32, 36] > maps[0][32, 32, 36] + 0.3  # a wider Gaussian 4 voxels from the click
