@@ -87,8 +87,7 @@ def _read_dicom(folder: Path, series_uid: str | None) -> tuple[sitk.Image, tuple
         raise CTLoadError(f"could not read the DICOM series in '{folder}': {str(e).strip().splitlines()[-1]}. "
                           "Some slices may be corrupt or missing.") from None
     # ImageSeriesReader stacks the files in the order given: slice k of the image is files[k]
-    header = _header(files[0])
-    uid = "" if header is None else header.GetMetaData(_SERIES_UID).strip("\x00 ") if header.HasMetaDataKey(_SERIES_UID) else ""
+    uid = _tag(_header(files[0]), _SERIES_UID)
     return image, tuple(str(Path(f).resolve()) for f in files), uid or None
 
 
@@ -109,11 +108,15 @@ def _header(file) -> sitk.ImageFileReader | None:
     return header
 
 
+def _tag(header: sitk.ImageFileReader | None, key: str) -> str:
+    """A DICOM tag's value from a header (``_header``), padding stripped; "" when absent or unreadable."""
+    return header.GetMetaData(key).strip("\x00 ") if header is not None and header.HasMetaDataKey(key) else ""
+
+
 def _refuse_dicom_seg(path: Path, what: str) -> None:
     """A DICOM-SEG stores segments frame by frame, each frame pointing at a CT slice: read as an image it is a
     stack of frames on no CT grid (SimpleITK gives 1 mm spacing and as many 'slices' as frames)."""
-    header = _header(path)
-    if header is None or not header.HasMetaDataKey("0008|0060") or header.GetMetaData("0008|0060").strip("\x00 ") != "SEG":
+    if _tag(_header(path), "0008|0060") != "SEG":  # Modality
         return
     if what != "a label map":
         raise CTLoadError(f"'{path}' is a DICOM-SEG (a segmentation), not {what}. Load the CT it segments, from "

@@ -20,6 +20,7 @@ import torch
 from . import cpu_features
 from . import patches as P
 from .grid import downsample
+from .settings import is_whole
 
 __all__ = ["PatchModel", "resolve_device"]
 
@@ -62,7 +63,7 @@ class PatchModel:
                 "precision='fp32') (its masks then differ slightly from the recorded ones).")
         self.precision = precision
         self.model = model.to(self.device).eval()
-        if isinstance(cache_patches, bool) or not isinstance(cache_patches, (int, np.integer)) or cache_patches < 1:
+        if not is_whole(cache_patches) or cache_patches < 1:
             raise ValueError(f"cache_patches must be a whole number >= 1 (patches whose encoder features are kept; "
                              f"default 64), got {cache_patches!r}")
         self.cache_patches = int(cache_patches)

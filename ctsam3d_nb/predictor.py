@@ -292,13 +292,12 @@ class Predictor:
     # ------------------------------------------------------------------ results
     def _current_mask(self, refresh=False, box=None) -> np.ndarray:
         obj = self.object
-        key = id(obj.masks) if obj is not None else None  # no object yet: nothing segmented
-        if key is None and key not in self._mask_cache:
-            empty = np.zeros(self.ct.shape, bool)
-            empty.flags.writeable = False
-            self._mask_cache = {None: empty}
-        if key is not None and (refresh or key not in self._mask_cache):
-            mask = to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)
+        key = None if obj is None else id(obj.masks)  # None: no object yet, nothing segmented
+        if key not in self._mask_cache or (refresh and key is not None):
+            if key is None:
+                mask = np.zeros(self.ct.shape, bool)
+            else:
+                mask = to_ct_mask(obj.masks, self.grid, self.ct, self.threshold, box=box)
             mask.flags.writeable = False  # shared by click(), .mask and the viewer's exports: edit a .copy()
             self._mask_cache = {key: mask}
         return self._mask_cache[key]

@@ -65,27 +65,30 @@ class ClickSettings:
 
         need(self.mode in MODES, "mode", f"must be one of {', '.join(map(repr, MODES))}")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(map(repr, PRECISIONS))}")
-        need(_number(self.threshold) and 0 < self.threshold < 1, "threshold", "must be a number in (0, 1)")
+        need(is_number(self.threshold) and 0 < self.threshold < 1, "threshold", "must be a number in (0, 1)")
         lv = self.levels
-        need(isinstance(lv, (tuple, list)) and len(lv) >= 1 and all(_whole(f) and f >= 1 for f in lv)
+        need(isinstance(lv, (tuple, list)) and len(lv) >= 1 and all(is_whole(f) and f >= 1 for f in lv)
              and lv[0] == 1 and all(b % a == 0 and b > a for a, b in zip(lv, lv[1:])), "levels",
              "must start at 1 and increase, each a whole multiple of the one before, e.g. (1, 2, 4)")
         object.__setattr__(self, "levels", tuple(int(f) for f in lv))
-        need(_whole(self.refine_budget) and self.refine_budget >= 0, "refine_budget", "must be a whole number >= 0")
-        need(_number(self.zoom_min_agreement) and 0 <= self.zoom_min_agreement <= 1, "zoom_min_agreement",
+        need(is_whole(self.refine_budget) and self.refine_budget >= 0, "refine_budget", "must be a whole number >= 0")
+        need(is_number(self.zoom_min_agreement) and 0 <= self.zoom_min_agreement <= 1, "zoom_min_agreement",
              "must be a number in [0, 1]")
-        need(_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget", "must be a whole number >= 1")
-        need(_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget", "must be a whole number >= 0")
-        need(_whole(self.self_rounds) and 0 <= self.self_rounds <= 8, "self_rounds", "must be a whole number in [0, 8]")
+        need(is_whole(self.growth_budget) and self.growth_budget >= 1, "growth_budget",
+             "must be a whole number >= 1")
+        need(is_whole(self.retract_budget) and self.retract_budget >= 0, "retract_budget",
+             "must be a whole number >= 0")
+        need(is_whole(self.self_rounds) and 0 <= self.self_rounds <= 8, "self_rounds",
+             "must be a whole number in [0, 8]")
         for name in ("refine_budget", "growth_budget", "retract_budget", "self_rounds"):  # 1.0 from JSON: a count
             object.__setattr__(self, name, int(getattr(self, name)))
         for name in ("keep_connected", "cpp_heatmaps", "growth_guard", "growth_seed"):
             need(is_bool(getattr(self, name)), name, "must be True or False")
         pt = self.cpp_peak_threshold
-        need(pt is None or (_number(pt) and 0 < pt <= 1), "cpp_peak_threshold", "must be None or a number in (0, 1]")
+        need(pt is None or (is_number(pt) and 0 < pt <= 1), "cpp_peak_threshold", "must be None or a number in (0, 1]")
         need(pt is None or self.cpp_heatmaps, "cpp_peak_threshold",
              "picks peaks of the CPP heatmaps: set cpp_heatmaps=True with it")
-        need(_number(self.growth_min_agreement) and 0 <= self.growth_min_agreement <= 1, "growth_min_agreement",
+        need(is_number(self.growth_min_agreement) and 0 <= self.growth_min_agreement <= 1, "growth_min_agreement",
              "must be a number in [0, 1]")
 
     def to_dict(self) -> dict:
@@ -108,13 +111,15 @@ class ClickSettings:
         return dataclasses.replace(self, **changes)
 
 
-def _number(v) -> bool:
+def is_number(v) -> bool:
+    """A finite real number (Python or numpy), not a bool."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) or (
         type(v).__module__ == "numpy" and hasattr(v, "dtype") and v.dtype.kind in "fiu" and math.isfinite(float(v)))
 
 
-def _whole(v) -> bool:
-    return _number(v) and float(v) == int(v)
+def is_whole(v) -> bool:
+    """A finite number with no fractional part (``3``, ``3.0``, ``np.int64(3)``), not a bool."""
+    return is_number(v) and float(v) == int(v)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,9 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
+from ..settings import is_number
 from .geometry import VIEWS, Orientation, view_layout
 
 __all__ = ["DEFAULT_WIDTH_PX", "ViewSize", "plan_views", "view_extent_mm", "viewer_plan"]
@@ -118,7 +118,7 @@ def plan_views(extents_mm: dict, width_px: int = DEFAULT_WIDTH_PX, max_height_px
         ValueError: a non-positive extent or size.
     """
     for name, value in (("width_px", width_px), ("max_height_px", max_height_px), ("min_side_px", min_side_px)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_number(value):
             raise TypeError(f"{name} is a number of pixels, e.g. 820, got {value!r}")
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")

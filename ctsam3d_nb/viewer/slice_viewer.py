@@ -31,6 +31,7 @@ from IPython.display import display
 
 from ..io import as_ct
 from ..session import ct_fingerprint
+from ..settings import is_number
 from ..volume import CTVolume
 from .canvas import ipympl_active, new_view, png_bytes, show_slice
 from .controls import (coordinate_boxes, coordinate_row, error_html, guarded, hint, legend_html, no_clicks_html,
@@ -99,7 +100,7 @@ class SliceViewer(ViewerEvents, ViewerExports, W.VBox):
         if predictor is not None and not all(hasattr(predictor, a) for a in ("set_volume", "click", "objects")):
             raise TypeError(f"predictor must be a Predictor, e.g. Predictor(load_model('nano')), got "
                             f"{type(predictor).__name__}")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) or not 0 <= alpha <= 1:
+        if not (is_number(alpha) and 0 <= alpha <= 1):
             raise ValueError(f"alpha is the overlays' opacity, from 0 (hidden) to 1 (opaque), got {alpha!r}")
         if predictor is not None:
             if getattr(predictor, "ct", None) is None:

@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from ..anatomy import by_id
 from ..meshes import mask_surface
+from ..settings import is_whole
 from ..volume import CTVolume
 from .geometry import Orientation, downsample_mask, label_colors, predictor_labels
 
@@ -120,8 +121,7 @@ class VolumeView(W.VBox):
         self.predictor, self._labels, self._colors = predictor, labels, colors
         self.backend = "ipyvolume" if figure is not None else "static"
         self.ct, self.figure, self.image, self.volume = ct, figure, None, None
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer))
-                                     or max_size < 1):
+        if max_size is not None and not (is_whole(max_size) and max_size >= 1):
             raise ValueError(f"max_size is the largest side of the 3D view's masks in voxels, a whole number >= 1 "
                              f"(default 64, 128 with a figure=), got {max_size!r}")
         self.max_size = int(max_size) if max_size is not None else (128 if figure is not None else 64)
