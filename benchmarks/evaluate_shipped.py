@@ -30,6 +30,10 @@ The real series holds one target per structure, so its Dice after one click rest
 three seeded voxels at least half as deep (``evaluate_interactive(first_click_seed=k)``): 32 first clicks::
 
     python benchmarks/evaluate_shipped.py --model nano --seeds --real-sessions 4 --out-dir docs/eval_real4
+
+``--error-band-mm 2.5`` also counts what each click leaves wrong, split into the voxels within 2.5 mm of the
+reference's edge (an edge a little off) and the rest (parts missed or leaked): clicks.csv columns ``fp``, ``fn``,
+``fp_far``, ``fn_far`` and a table at the end of summary.md (docs/model_card.md, session 32).
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ import torch
 
 from ctsam3d_nb import Predictor, load_ct, load_labels, load_model, make_phantom
 from ctsam3d_nb.anatomy import by_id, by_name
-from ctsam3d_nb.evaluation import evaluate_interactive, per_target, summary_table
+from ctsam3d_nb.evaluation import error_table, evaluate_interactive, per_target, summary_table
 from ctsam3d_nb.phantom.lesions import LESION_HOSTS, insert_lesions
 from ctsam3d_nb.volume import CTVolume
 from ctsam3d_nb.settings import add_arguments, from_arguments
@@ -82,7 +86,7 @@ def real_case_name(session: int, depth: float = 0.5) -> str:
 
 
 def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=200, first_click_seed=None,
-              first_click_depth=0.5):
+              first_click_depth=0.5, error_band_mm=None):
     frames = []
     pred.set_volume(ct)
     for name in structures:
@@ -90,7 +94,7 @@ def _run_case(pred, ct, labels, structures, dataset, case, clicks, min_voxels=20
         if gt.sum() < min_voxels:
             continue
         df = evaluate_interactive(pred, ct, gt, n_clicks=clicks, structure=name, first_click_seed=first_click_seed,
-                                  first_click_depth=first_click_depth)
+                                  first_click_depth=first_click_depth, error_band_mm=error_band_mm)
         df.insert(0, "case", case)
         df.insert(0, "dataset", dataset)
         frames.append(df)
@@ -110,7 +114,7 @@ def slab_case(ct: CTVolume, labels: np.ndarray, label: int, mm: float):
     return sub, labels[z0:z0 + n]
 
 
-def _run_slabs(pred, seeds, structures, mm, clicks, t0, min_voxels=200):
+def _run_slabs(pred, seeds, structures, mm, clicks, t0, min_voxels=200, error_band_mm=None):
     frames = []
     for seed in seeds:
         ct, labels, _ = make_phantom(seed)
@@ -119,7 +123,7 @@ def _run_slabs(pred, seeds, structures, mm, clicks, t0, min_voxels=200):
             if got is None:
                 continue
             frames += _run_case(pred, *got, [name], f"phantom {mm:g}-mm scans (held out)", str(seed), clicks,
-                                min_voxels)
+                                min_voxels, error_band_mm=error_band_mm)
         print(f"phantom {seed} in {mm:g}-mm slabs: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     return frames
 
@@ -138,13 +142,14 @@ def lesion_case(seed: int, shape=(400, 256, 256)):
     return out, found
 
 
-def _run_lesions(pred, seeds, clicks, t0):
+def _run_lesions(pred, seeds, clicks, t0, error_band_mm=None):
     frames = []
     for seed in seeds:
         ct, found = lesion_case(seed)
         pred.set_volume(ct)
         for les in found:
-            df = evaluate_interactive(pred, ct, les.full_mask(ct.shape), n_clicks=clicks, structure=les.name)
+            df = evaluate_interactive(pred, ct, les.full_mask(ct.shape), n_clicks=clicks, structure=les.name,
+                                      error_band_mm=error_band_mm)
             df.insert(0, "case", str(seed))
             df.insert(0, "dataset", "synthetic lesions (held out)")
             frames.append(df)
@@ -178,6 +183,10 @@ def main(argv=None):
     ap.add_argument("--slab-mm", type=float, default=0.0,
                     help="evaluate each phantom structure in a scan this thick (axial slab centred on it) instead "
                          "of in the whole phantom")
+    ap.add_argument("--error-band-mm", type=float, default=None, metavar="MM",
+                    help="also count each click's false positives and misses, and how many lie farther than MM "
+                         "from the reference's boundary (clicks.csv columns fp, fn, fp_far, fn_far; a table in "
+                         "summary.md): whether what is left to fix is edges or whole parts")
     add_arguments(ap)  # the click settings: --mode zoom|grow, --cpp-heatmaps, ...
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
@@ -191,15 +200,17 @@ def main(argv=None):
     model = load_model(args.model, device="cpu")
     pred = Predictor(model, from_arguments(args, ap), device="cpu")
     t0 = time.perf_counter()
+    band = args.error_band_mm
     frames = []
     if args.lesions:
-        frames += _run_lesions(pred, args.seeds, args.clicks, t0)
+        frames += _run_lesions(pred, args.seeds, args.clicks, t0, band)
     elif args.slab_mm:
-        frames += _run_slabs(pred, args.seeds, args.structures or PHANTOM_STRUCTURES, args.slab_mm, args.clicks, t0)
+        frames += _run_slabs(pred, args.seeds, args.structures or PHANTOM_STRUCTURES, args.slab_mm, args.clicks, t0,
+                             error_band_mm=band)
     for seed in [] if args.lesions or args.slab_mm else args.seeds:
         ct, labels, _ = make_phantom(seed)
         frames += _run_case(pred, ct, labels, args.structures or PHANTOM_STRUCTURES, "phantom (held out)",
-                            str(seed), args.clicks)
+                            str(seed), args.clicks, error_band_mm=band)
         print(f"phantom {seed}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     if (REAL / "dicom_series").is_dir() and not args.no_real:
         ct = load_ct(REAL / "dicom_series")
@@ -209,7 +220,7 @@ def main(argv=None):
                 if names and (dataset != REAL_ALL or not args.real_headline_only):
                     frames += _run_case(pred, ct, labels, names, dataset, real_case_name(k, args.first_click_depth),
                                         args.clicks, first_click_seed=k or None,
-                                        first_click_depth=args.first_click_depth)
+                                        first_click_depth=args.first_click_depth, error_band_mm=band)
         print(f"real DICOM: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(out / "clicks.csv", index=False)
@@ -221,6 +232,9 @@ def main(argv=None):
     for name, sub in df.groupby("dataset", sort=False):
         text.append(f"\n#### {name}\n")
         text.append(summary_table(sub))
+    if band is not None:
+        text.append(f"\n#### Where the errors are (boundary band {band:g} mm on either side of the reference's edge)\n")
+        text.append(error_table(df, markdown=True))
     (out / "summary.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
 

@@ -8,8 +8,8 @@ import SimpleITK as sitk
 
 from ctsam3d_nb import CTVolume, checkpoint
 from ctsam3d_nb.evaluate import CSV_COLUMNS, main
-from ctsam3d_nb.evaluation import (RECORD_COLUMNS, evaluate_interactive, plot_dice_vs_clicks,
-                                   plot_structure_bars)
+from ctsam3d_nb.evaluation import (ERROR_COLUMNS, RECORD_COLUMNS, boundary_band, evaluate_interactive,
+                                   plot_dice_vs_clicks, plot_structure_bars)
 from ctsam3d_nb.predictor import Predictor
 from region_model import RegionModel
 
@@ -43,6 +43,21 @@ def test_negative_click_improves_and_records_are_complete(predictor, scene):
     assert (df["gt_voxels"] == ball.sum()).all()
     assert df["gt_ml"].iloc[0] == pytest.approx(ball.sum() * 1.5**3 / 1000)
     assert df["patches"].tolist() == [1, 1]  # growth_budget=1: one patch
+
+
+def test_error_columns_say_the_leak_is_far_from_the_edge(scene):
+    ct, ball, leak = scene
+    pred = Predictor(RegionModel(), device="cpu", growth_budget=1)
+    df = evaluate_interactive(pred, ct, ball, n_clicks=2, structure="liver", error_band_mm=1.5)
+    assert list(df.columns) == list(RECORD_COLUMNS) + list(ERROR_COLUMNS)
+    first, second = df.iloc[0], df.iloc[1]
+    assert first["fp"] == leak.sum() and first["fn"] == 0  # the first click takes the whole bright leak
+    band = boundary_band(ball, ct.spacing, 1.5)
+    assert 0 < (leak & band).sum() < 20  # the bar's root touches the ball: only those voxels are edge errors
+    assert first["fp_far"] == (leak & ~band).sum() and first["fn_far"] == 0
+    assert second["fp_far"] < first["fp_far"] / 4  # the negative click on the knob removes most of the far part
+    with pytest.raises(ValueError, match="error_band_mm"):
+        evaluate_interactive(pred, ct, ball, n_clicks=1, error_band_mm=-2)
 
 
 def test_patch_count_records_cross_patch_growth():

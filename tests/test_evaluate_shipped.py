@@ -52,3 +52,14 @@ def test_real_sessions_click_first_in_different_places_of_each_real_target(real_
     assert moved >= 6  # most targets are clicked first in three different places
     with pytest.raises(SystemExit):
         evaluate_shipped.main(["--seeds", "--real-sessions", "0", "--out-dir", str(tmp_path)])
+
+
+def test_error_band_adds_the_error_columns_and_their_table(real_ct_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_shipped, "REAL", real_ct_dir)
+    monkeypatch.setattr(evaluate_shipped, "load_model", lambda *a, **k: RegionModel())
+    evaluate_shipped.main(["--seeds", "--real-headline-only", "--clicks", "2", "--threads", "1", "--growth-budget",
+                           "1", "--error-band-mm", "2.5", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "clicks.csv")
+    assert len(df) == 2 * 8 and (df["fp_far"] <= df["fp"]).all() and (df["fn_far"] <= df["fn"]).all()
+    assert (df["fp"] + df["fn"] > 0).any()
+    assert "Where the errors are (boundary band 2.5 mm" in (tmp_path / "summary.md").read_text()

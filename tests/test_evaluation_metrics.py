@@ -8,8 +8,8 @@ import pytest
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ctsam3d_nb.evaluation import (aggregate, dice, hd95, normalized_surface_dice, per_target, size_class,
-                                   summary_table)
+from ctsam3d_nb.evaluation import (aggregate, boundary_band, dice, error_counts, error_table, hd95,
+                                   normalized_surface_dice, per_target, size_class, summary_table)
 
 # ---------------------------------------------------------------- independent reference
 
@@ -183,3 +183,57 @@ def test_aggregate_groups_and_markdown():
 def test_size_class_bounds():
     assert size_class([0.5, 10.0, 99.9, 100.0, 150.0, np.nan]).tolist() == [
         "small", "medium", "medium", "large", "large", "unknown"]
+
+
+# ---------------------------------------------------------------- where the errors are
+
+
+def brute_band(gt, spacing, width):
+    """Voxels within ``width`` mm of a voxel on the other side of gt's boundary (outside the array = outside)."""
+    padded = np.pad(gt, 1)
+    sp = np.asarray(spacing, float)
+    inside, outside = np.argwhere(padded) * sp, np.argwhere(~padded) * sp
+    band = np.zeros(padded.shape, bool)
+    for pts, other, on in ((inside, outside, True), (outside, inside, False)):
+        if len(pts) and len(other):
+            near = cKDTree(other).query(pts)[0] <= width + 1e-9
+            idx = np.round(pts[near] / sp).astype(int)
+            band[tuple(idx.T)] = True
+    return band[1:-1, 1:-1, 1:-1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 0.8, 0.8)])
+def test_boundary_band_equals_brute_force(seed, spacing):
+    gt = blobs(np.random.default_rng(seed), (10, 14, 16), level=0.3)
+    for width in (0.0, 1.0, 2.5):
+        assert np.array_equal(boundary_band(gt, spacing, width), brute_band(gt, spacing, width)), width
+    assert not boundary_band(np.zeros((4, 4, 4), bool), None, 2.0).any()
+    with pytest.raises(ValueError, match="width_mm"):
+        boundary_band(gt, spacing, -1.0)
+
+
+def test_error_counts_split_an_edge_off_by_a_voxel_from_a_leak():
+    gt = np.zeros((30, 30, 30), bool)
+    gt[8:20, 8:20, 8:20] = True
+    pred = np.zeros_like(gt)
+    pred[9:21, 8:20, 8:20] = True  # the whole cube one voxel lower: every error on the edge
+    pred[24:28, 10:14, 10:14] = True  # a leak 4 voxels away
+    band = boundary_band(gt, (1.5, 1.5, 1.5), 2.5)
+    got = error_counts(pred, gt, band)
+    assert got == {"fp": 144 + 64, "fn": 144, "fp_far": 64, "fn_far": 0}
+    assert error_counts(pred, gt)["fp_far"] == 208  # no band: every error is far
+
+
+def test_error_table_shares():
+    df = pd.DataFrame({"dataset": ["a"] * 4, "case": ["1", "1", "2", "2"], "structure": ["s"] * 4,
+                       "click": [1, 2, 1, 2], "dice": [0.5, 0.7, 0.6, 0.8],
+                       "fp": [10, 0, 30, 4], "fn": [10, 10, 0, 0], "fp_far": [10, 0, 15, 0], "fn_far": [0, 5, 0, 0]})
+    t = error_table(df)
+    assert t.loc[("a", 1), "band share"] == pytest.approx(1 - 25 / 50)
+    assert t.loc[("a", 1), "median band share"] == pytest.approx((0.5 + 0.5) / 2)
+    assert t.loc[("a", 2), "band share"] == pytest.approx(1 - 5 / 14)
+    assert t.loc[("a", 2), "dice"] == pytest.approx(0.75) and t.loc[("a", 2), "n"] == 2
+    assert "| a | 2 | 2 | 0.750 |" in error_table(df, markdown=True)
+    with pytest.raises(ValueError, match="error_band_mm"):
+        error_table(df.drop(columns="fp_far"))

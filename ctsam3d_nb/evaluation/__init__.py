@@ -10,19 +10,23 @@ runs it all on a dataset folder and writes a resumable CSV.
 """
 from __future__ import annotations
 
-from .aggregate import SIZE_CLASSES, aggregate, per_target, size_class, summarize, summary_table
+from .aggregate import SIZE_CLASSES, aggregate, error_table, per_target, size_class, summarize, summary_table
 from ..datasets import DATASETS, DatasetLayoutError, open_dataset
-from .interactive import RECORD_COLUMNS, evaluate_interactive
-from .metrics import dice, hd95, normalized_surface_dice, surface_distances
+from .interactive import ERROR_COLUMNS, RECORD_COLUMNS, evaluate_interactive
+from .metrics import boundary_band, dice, error_counts, hd95, normalized_surface_dice, surface_distances
 from .plots import plot_dice_vs_clicks, plot_structure_bars
 
 __all__ = [
     "DATASETS",
     "DatasetLayoutError",
+    "ERROR_COLUMNS",
     "RECORD_COLUMNS",
     "SIZE_CLASSES",
     "aggregate",
+    "boundary_band",
     "dice",
+    "error_counts",
+    "error_table",
     "evaluate_interactive",
     "hd95",
     "normalized_surface_dice",

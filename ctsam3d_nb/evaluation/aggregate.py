@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SIZE_CLASSES", "size_class", "per_target", "aggregate", "summarize", "summary_table"]
+__all__ = ["SIZE_CLASSES", "size_class", "per_target", "aggregate", "summarize", "summary_table", "error_table"]
 
 #: (name, lower mL inclusive, upper mL exclusive)
 SIZE_CLASSES = (("small", 0.0, 10.0), ("medium", 10.0, 100.0), ("large", 100.0, np.inf))
@@ -189,8 +189,10 @@ def _fmt(col: str, v) -> str:
     if isinstance(v, (float, np.floating)):
         if np.isnan(v):
             return "–"
-        if col.startswith(("dice@", "nsd@")):
+        if col.startswith(("dice", "nsd@")) or col.endswith("share"):
             return f"{v:.3f}"
+        if col in ("fp", "fn"):
+            return f"{v:.0f}"
         if col == "latency_s":
             return f"{v:.3f}"
         return f"{v:.2f}"
@@ -231,3 +233,21 @@ def summary_table(df: pd.DataFrame, ks=DEFAULT_KS, thresholds=DEFAULT_THRESHOLDS
             raise ValueError(f"unknown section {name!r}; choose from {list(parts)}")
         text.append(f"### {titles[name]}\n\n{_markdown(parts[name])}")
     return "\n\n".join(text) + "\n"
+
+
+def error_table(df: pd.DataFrame, by="dataset", markdown: bool = False):
+    """Where the errors are after each click, from records with the error columns (``evaluate_interactive(...,
+    error_band_mm=...)``): per ``by`` and click, the targets, the mean false-positive and missed voxels, the share
+    of all error voxels lying in the boundary band (an edge a little off, which one more click barely moves),
+    the median of that share per target, and the mean Dice. A DataFrame, or with ``markdown=True`` a pipe table."""
+    missing = [c for c in ("fp", "fn", "fp_far", "fn_far") if c not in df.columns]
+    if missing:
+        raise ValueError(f"the records lack {missing}: evaluate with error_band_mm set "
+                         "(evaluate_interactive(..., error_band_mm=2.5))")
+    d = df.assign(err=df["fp"] + df["fn"], far=df["fp_far"] + df["fn_far"])
+    d = d.assign(band_share=np.where(d["err"] > 0, 1 - d["far"] / d["err"].where(d["err"] > 0, 1), np.nan))
+    g = d.groupby([by, "click"], sort=False)
+    out = pd.DataFrame({"n": g.size(), "dice": g["dice"].mean(), "fp": g["fp"].mean(), "fn": g["fn"].mean(),
+                        "band share": 1 - g["far"].sum() / g["err"].sum().where(g["err"].sum() > 0),
+                        "median band share": g["band_share"].median()})
+    return _markdown(out) + "\n" if markdown else out

@@ -24,11 +24,12 @@ from ..anatomy import by_name
 from ..clicks import first_click, next_click
 from ..predictor_state import free_label_id
 from ..volume import CTVolume
-from .metrics import dice, hd95, normalized_surface_dice
+from .metrics import boundary_band, dice, error_counts, hd95, normalized_surface_dice
 
-__all__ = ["evaluate_interactive", "RECORD_COLUMNS"]
+__all__ = ["evaluate_interactive", "RECORD_COLUMNS", "ERROR_COLUMNS"]
 
-#: Columns of the per-click records, in order (``hd95`` only with ``with_hd95=True``).
+#: Columns of the per-click records, in order (``hd95`` only with ``with_hd95=True``; the `ERROR_COLUMNS` only
+#: with ``error_band_mm``).
 RECORD_COLUMNS = (
     "structure",  # name given to new_object
     "click",  # 1-based click index
@@ -43,6 +44,9 @@ RECORD_COLUMNS = (
     "gt_ml",  # reference volume in millilitres
     "patches",  # 64³ patches (all zoom levels) the object spans after this click; -1 if unknown
 )
+#: With ``error_band_mm``: the mask's errors after the click, and those farther than the band from the reference's
+#: boundary (a part missed or leaked, not an edge drawn a little off); `metrics.error_counts`.
+ERROR_COLUMNS = ("fp", "fn", "fp_far", "fn_far")
 
 
 def _check_inputs(predictor, ct, gt_mask, n_clicks, nsd_tolerance_mm):
@@ -90,7 +94,8 @@ def _ontology_id_taken(predictor, name: str) -> bool:
 
 def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, nsd_tolerance_mm: float = 2.0,
                          structure: str | None = None, with_hd95: bool = False,
-                         first_click_seed: int | None = None, first_click_depth: float = 0.5) -> pd.DataFrame:
+                         first_click_seed: int | None = None, first_click_depth: float = 0.5,
+                         error_band_mm: float | None = None) -> pd.DataFrame:
     """Run the simulated-click protocol on one target and score every click.
 
     Args:
@@ -112,10 +117,13 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
             clicks follow the errors as always.
         first_click_depth: with ``first_click_seed``, the least depth of that voxel as a fraction of
             the deepest point's (0.5; 0 = anywhere in the target, as a user may click near an edge).
+        error_band_mm: also count each click's false positives and misses (`ERROR_COLUMNS`), and those
+            farther than this from the reference's boundary (`metrics.boundary_band`): what clicks still
+            have to fix, and whether it is edges or whole parts.
 
     Returns:
         A DataFrame with one row per click and the columns of `RECORD_COLUMNS`
-        (plus ``hd95``). ``latency_s`` is ``predictor.last_timing["total"]`` (the
+        (plus ``hd95``, plus `ERROR_COLUMNS`). ``latency_s`` is ``predictor.last_timing["total"]`` (the
         predictor's own measure of the click), or wall time around ``click`` if absent.
 
     Example:
@@ -130,6 +138,8 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
     if not 0 <= first_click_depth <= 1:  # before any work; the message names this function's argument
         raise ValueError(f"first_click_depth must be in [0, 1] (a fraction of the deepest point's depth), "
                          f"got {first_click_depth!r}")
+    if error_band_mm is not None and not float(error_band_mm) >= 0:
+        raise ValueError(f"error_band_mm must be None or a distance >= 0 (mm), got {error_band_mm!r}")
     n_clicks = int(n_clicks)
     name = structure or "target"
     if getattr(predictor, "ct", None) is not ct:
@@ -141,6 +151,7 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
     spacing = ct.spacing
     gt_voxels = int(np.count_nonzero(gt))
     gt_ml = gt_voxels * ct.voxel_volume_ml
+    band = None if error_band_mm is None else boundary_band(gt, spacing, error_band_mm)
 
     records: list[dict] = []
     rng = None if first_click_seed is None else np.random.default_rng(int(first_click_seed))
@@ -169,6 +180,8 @@ def evaluate_interactive(predictor, ct: CTVolume, gt_mask, n_clicks: int = 10, n
         }
         if with_hd95:
             row["hd95"] = hd95(mask, gt, spacing)
+        if band is not None:
+            row.update(error_counts(mask, gt, band))
         records.append(row)
-    columns = list(RECORD_COLUMNS) + (["hd95"] if with_hd95 else [])
+    columns = list(RECORD_COLUMNS) + (["hd95"] if with_hd95 else []) + (list(ERROR_COLUMNS) if band is not None else [])
     return pd.DataFrame.from_records(records, columns=columns)

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from ..masks import bounding_box
 
-__all__ = ["dice", "normalized_surface_dice", "hd95", "surface_distances"]
+__all__ = ["dice", "normalized_surface_dice", "hd95", "surface_distances", "boundary_band", "error_counts"]
 
 _CROSS = ndimage.generate_binary_structure(3, 1)  # 6-connectivity
 #: Distances within this many mm (relative, for τ > 1 mm) of τ count as equal to τ. On a voxel
@@ -175,3 +175,42 @@ def hd95(pred, gt, spacing=None) -> float:
         return float("inf")
     d_pg, d_gp = surface_distances(p, g, spacing)
     return float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95)))
+
+
+def boundary_band(gt, spacing=None, width_mm: float = 2.5) -> np.ndarray:
+    """The voxels within ``width_mm`` of the boundary of ``gt``, on either side (bool, ``gt``'s shape).
+
+    A voxel outside ``gt`` is in the band when the nearest ``gt`` voxel is at most ``width_mm`` away (centre to
+    centre); a voxel inside, when the nearest voxel outside ``gt`` is. Errors in this band are boundary errors (an
+    edge drawn a voxel or two off); errors outside it are parts missed or leaked. Distances are computed in a box
+    around ``gt`` (voxels beyond it are farther than ``width_mm``); the outside of the array counts as outside ``gt``.
+
+    Example:
+        >>> g = np.zeros((1, 1, 9), bool); g[0, 0, 3:6] = True
+        >>> boundary_band(g, (1, 1, 1), 1.0)[0, 0].astype(int).tolist()
+        [0, 0, 1, 1, 1, 1, 1, 0, 0]
+    """
+    gt = np.asarray(gt).astype(bool, copy=False)
+    sp = _spacing(spacing)
+    if not float(width_mm) >= 0:
+        raise ValueError(f"width_mm must be >= 0, got {width_mm!r}")
+    band = np.zeros(gt.shape, bool)
+    if not gt.any():
+        return band
+    pad = np.ceil(float(width_mm) / sp).astype(int) + 1
+    box = bounding_box(gt, pad)
+    g = np.pad(gt[box], 1)  # a ring outside the array: the array's edge is a boundary of gt
+    near = ((ndimage.distance_transform_edt(~g, sampling=sp) <= width_mm + TIE_EPS_MM)
+            & (ndimage.distance_transform_edt(g, sampling=sp) <= width_mm + TIE_EPS_MM))
+    band[box] = near[1:-1, 1:-1, 1:-1]
+    return band
+
+
+def error_counts(pred, gt, band=None) -> dict[str, int]:
+    """Voxels ``pred`` adds (``fp``) and misses (``fn``), and of those the ones outside ``band`` (``fp_far``,
+    ``fn_far``; a :func:`boundary_band` of ``gt``; without one, every error counts as far)."""
+    pred, gt = _pair(pred, gt)
+    fp, fn = pred & ~gt, gt & ~pred
+    far = ~band if band is not None else np.ones(gt.shape, bool)
+    return {"fp": int(np.count_nonzero(fp)), "fn": int(np.count_nonzero(fn)),
+            "fp_far": int(np.count_nonzero(fp & far)), "fn_far": int(np.count_nonzero(fn & far))}
