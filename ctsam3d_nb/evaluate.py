@@ -23,11 +23,14 @@ is done, so a run started again with the same ``--out`` skips finished
 sessions 1..N counts as finished, unless ``--structures`` names structures it has
 no rows for (to add structures to finished cases, name them; to add sessions,
 raise ``--sessions``). Rows of a case cut off by an
-interruption are dropped and the case is redone.
+interruption are dropped and the case is redone. The click settings and the NSD
+tolerance of a results file are kept beside it (``<out>.settings.json``): a resume
+with other ones is refused, since its rows would mix two protocols.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,7 +46,7 @@ from .evaluation.aggregate import summary_table
 from .evaluation.datasets import DATASETS, open_dataset
 from .evaluation.interactive import RECORD_COLUMNS, evaluate_interactive
 from .predictor import Predictor
-from .settings import add_arguments, from_arguments
+from .settings import ClickSettings, add_arguments, from_arguments
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
@@ -195,6 +198,32 @@ def _check_model(done_rows: pd.DataFrame, model_name: str, out: Path):
                          "them as this model's. Write to another --out (or move that file away).")
 
 
+def _settings_file(out: Path) -> Path:
+    return out.with_name(out.name + ".settings.json")
+
+
+def _check_protocol(done_rows: pd.DataFrame, out: Path, settings: ClickSettings, nsd_tolerance: float):
+    """Refuse to resume a file made with other click settings or NSD tolerance (kept in `_settings_file`);
+    record this run's for the next resume."""
+    now = {**settings.to_dict(), "nsd_tolerance": float(nsd_tolerance)}
+    side = _settings_file(out)
+    if len(done_rows) and side.exists():
+        try:
+            then = json.loads(side.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read '{side}', the settings of the results in '{out}' ({e}). Move both away "
+                             "or pick another --out.") from None
+        diff = [k for k in now if k in then and then[k] != now[k]]
+        if diff:
+            flags = ", ".join(f"--{k.replace('_', '-')} {then[k]!r} (now {now[k]!r})" for k in diff)
+            raise ValueError(f"'{out}' holds results made with other settings: {flags}. Resume with those, or write "
+                             "to another --out: one file of two protocols would report their mix.")
+    elif len(done_rows):
+        print(f"resume: '{out}' has no settings file (an earlier version wrote it); its rows are taken as made "
+              "with these settings", file=sys.stderr)
+    atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(now, indent=1)))
+
+
 def _finished_cases(done: set, sessions: list[str]) -> set:
     """(dataset, case) pairs where every structure with rows has every session in ``sessions``."""
     by_case: dict = {}
@@ -233,6 +262,7 @@ def run(args) -> pd.DataFrame:
     _check_depth(done_rows, args, out)
     model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
     _check_model(done_rows, model_name, out)
+    _check_protocol(done_rows, out, settings, args.nsd_tolerance)
     done = set(map(tuple, done_rows[_TARGET].drop_duplicates().astype(str).to_numpy()))
     sessions = [str(k) for k in range(1, args.sessions + 1)]
     done_cases = _finished_cases(done, sessions)

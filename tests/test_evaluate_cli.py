@@ -1,6 +1,8 @@
 """The simulated-click protocol with a transparent model, the plots, and the resumable CLI."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -254,6 +256,15 @@ def test_cli_writes_rows_resumes_and_prints_summary(tmp_path, region_loader, cap
         main(argv[:-2] + ["--clicks", "x"])
     assert main([*argv[:5], "3", *argv[6:]]) == 2  # other --clicks on the same file: refused
     assert "--clicks" in capsys.readouterr().err
+
+    before = out.read_text()
+    assert main(argv + ["--growth-budget", "2"]) == 2  # other click settings on the same file: refused
+    assert "--growth-budget 1 (now 2)" in capsys.readouterr().err
+    assert main(argv + ["--nsd-tolerance", "3"]) == 2
+    assert "--nsd-tolerance 2.0 (now 3.0)" in capsys.readouterr().err and out.read_text() == before
+    Path(str(out) + ".settings.json").unlink()  # a file of the version before the settings file: taken as is
+    assert main(argv + ["--growth-budget", "2"]) == 0 and "no settings file" in capsys.readouterr().err
+    assert main(argv) == 2  # ... and from then on held to the settings it was resumed with
 
 
 def test_cli_sessions_draw_other_first_clicks_resume_and_refuse_another_depth(tmp_path, region_loader, capsys):
