@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--version", choices=["v1", "v2"], help="totalsegmentator version (default: detected)")
     g.add_argument("--convention", help="folder: label convention (amos22, btcv, ...); default ontology ids")
     g.add_argument("--seeds", nargs="+", type=int, help="phantom: seeds of the held-out phantoms")
-    g.add_argument("--phantom-shape", nargs=3, type=int, default=(400, 256, 256), metavar=("Z", "Y", "X"))
-    g.add_argument("--phantom-spacing", nargs=3, type=float, default=(1.5, 1.5, 1.5), metavar=("Z", "Y", "X"))
+    g.add_argument("--phantom-shape", nargs=3, type=int, metavar=("Z", "Y", "X"),
+                   help="phantom: voxels (default 400 256 256)")
+    g.add_argument("--phantom-spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="phantom: mm per voxel (default 1.5 1.5 1.5)")
     return p
 
 
@@ -94,18 +96,21 @@ def _open(args):
     if args.dataset == "phantom":
         if not args.seeds:
             raise ValueError("--dataset phantom needs --seeds, e.g. --seeds 900000 900001")
-        opts = {"seeds": args.seeds, "shape": args.phantom_shape, "spacing": args.phantom_spacing}
+        opts = {"seeds": args.seeds, "shape": args.phantom_shape or (400, 256, 256),
+                "spacing": args.phantom_spacing or (1.5, 1.5, 1.5)}
     elif not args.root:
         raise ValueError(f"--dataset {args.dataset} needs --root, the dataset folder")
     if args.split:
         if args.dataset not in ("totalsegmentator", "word", "amos22"):
             raise ValueError(f"--split does not apply to {args.dataset}")
         opts["split"] = args.split
-    only = {"version": "totalsegmentator", "convention": "folder", "seeds": "phantom"}  # flags of one dataset
+    only = {"version": "totalsegmentator", "convention": "folder", "seeds": "phantom",  # flags of one dataset
+            "phantom_shape": "phantom", "phantom_spacing": "phantom"}
     for name, takes in only.items():
         if getattr(args, name) and args.dataset != takes:
-            raise ValueError(f"--{name} applies to --dataset {takes} only, not to {args.dataset}: drop it")
-        if getattr(args, name) and name != "seeds":
+            raise ValueError(f"--{name.replace('_', '-')} applies to --dataset {takes} only, not to {args.dataset}: "
+                             "drop it")
+        if getattr(args, name) and takes != "phantom":
             opts[name] = getattr(args, name)
     return open_dataset(args.dataset, args.root, **opts)
 
@@ -203,8 +208,8 @@ def _settings_file(out: Path) -> Path:
 
 
 def _check_protocol(done_rows: pd.DataFrame, out: Path, settings: ClickSettings, nsd_tolerance: float):
-    """Refuse to resume a file made with other click settings or NSD tolerance (kept in `_settings_file`);
-    record this run's for the next resume."""
+    """Refuse to resume a file made with other click settings or NSD tolerance (kept in `_settings_file`); returns
+    this run's, which `run` writes there with its first rows."""
     now = {**settings.to_dict(), "nsd_tolerance": float(nsd_tolerance)}
     side = _settings_file(out)
     if len(done_rows) and side.exists():
@@ -221,7 +226,7 @@ def _check_protocol(done_rows: pd.DataFrame, out: Path, settings: ClickSettings,
     elif len(done_rows):
         print(f"resume: '{out}' has no settings file (an earlier version wrote it); its rows are taken as made "
               "with these settings", file=sys.stderr)
-    atomic_write(side, lambda tmp: Path(tmp).write_text(json.dumps(now, indent=1)))
+    return now
 
 
 def _finished_cases(done: set, sessions: list[str]) -> set:
@@ -262,7 +267,7 @@ def run(args) -> pd.DataFrame:
     _check_depth(done_rows, args, out)
     model_name = f"{args.model}{' (random weights)' if args.random_weights else ''}"
     _check_model(done_rows, model_name, out)
-    _check_protocol(done_rows, out, settings, args.nsd_tolerance)
+    protocol = _check_protocol(done_rows, out, settings, args.nsd_tolerance)
     done = set(map(tuple, done_rows[_TARGET].drop_duplicates().astype(str).to_numpy()))
     sessions = [str(k) for k in range(1, args.sessions + 1)]
     done_cases = _finished_cases(done, sessions)
@@ -302,6 +307,9 @@ def run(args) -> pd.DataFrame:
                                           first_click_depth=args.first_click_depth)
                 frames.append(df.assign(dataset=args.dataset, case=case, structure_id=sid, session=k,
                                         first_click_depth=args.first_click_depth, model=model_name))
+            if protocol is not None:  # with the first rows this run writes, not before (a failed start writes nothing)
+                atomic_write(_settings_file(out), lambda tmp: Path(tmp).write_text(json.dumps(protocol, indent=1)))
+                protocol = None
             _append(pd.concat(frames, ignore_index=True), out, columns)
             last = pd.concat(frames)
             final = last.loc[last["click"] == args.clicks, "dice"].mean()

@@ -129,6 +129,11 @@ CLI_CASES = [
     ("evaluate-seeds-on-flare22", lambda t: _evaluate_cli("--dataset", "flare22", "--root", str(t), "--seeds", "1",
                                                           "--out", str(t / "r.csv")),
      "--seeds applies to --dataset phantom only"),
+    # session 32: --phantom-shape/--phantom-spacing were ignored on other datasets
+    ("evaluate-phantom-shape-on-flare22", lambda t: _evaluate_cli("--dataset", "flare22", "--root", str(t),
+                                                                  "--phantom-shape", "8", "8", "8",
+                                                                  "--out", str(t / "r.csv")),
+     "--phantom-shape applies to --dataset phantom only"),
     # resuming a file of another model's rows reported them as this model's results
     ("evaluate-resume-other-model", lambda t: (t / "r.csv").write_text(
         "dataset,case,structure,session,click,dice,model\nphantom,900000,liver,1,1,0.5,nano (random weights)\n")

@@ -263,6 +263,8 @@ def test_cli_writes_rows_resumes_and_prints_summary(tmp_path, region_loader, cap
     assert main(argv + ["--nsd-tolerance", "3"]) == 2
     assert "--nsd-tolerance 2.0 (now 3.0)" in capsys.readouterr().err and out.read_text() == before
     Path(str(out) + ".settings.json").unlink()  # a file of the version before the settings file: taken as is
+    old = pd.read_csv(out, dtype={"case": str})
+    old[old["case"] != "case_b"].to_csv(out, index=False)  # case_b still to do
     assert main(argv + ["--growth-budget", "2"]) == 0 and "no settings file" in capsys.readouterr().err
     assert main(argv) == 2  # ... and from then on held to the settings it was resumed with
 
