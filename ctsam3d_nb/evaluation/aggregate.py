@@ -245,9 +245,10 @@ def error_table(df: pd.DataFrame, by="dataset", markdown: bool = False):
         raise ValueError(f"the records lack {missing}: evaluate with error_band_mm set "
                          "(evaluate_interactive(..., error_band_mm=2.5))")
     d = df.assign(err=df["fp"] + df["fn"], far=df["fp_far"] + df["fn_far"])
-    d = d.assign(band_share=np.where(d["err"] > 0, 1 - d["far"] / d["err"].where(d["err"] > 0, 1), np.nan))
+    d = d.assign(band_share=1 - d["far"] / d["err"].where(d["err"] > 0))  # NaN for a perfect mask
     g = d.groupby([by, "click"], sort=False)
+    err = g["err"].sum()
     out = pd.DataFrame({"n": g.size(), "dice": g["dice"].mean(), "fp": g["fp"].mean(), "fn": g["fn"].mean(),
-                        "band share": 1 - g["far"].sum() / g["err"].sum().where(g["err"].sum() > 0),
+                        "band share": 1 - g["far"].sum() / err.where(err > 0),
                         "median band share": g["band_share"].median()})
     return _markdown(out) + "\n" if markdown else out

@@ -84,7 +84,7 @@ def dice(pred, gt) -> float:
     n_p, n_g = np.count_nonzero(p), np.count_nonzero(g)
     if n_p + n_g == 0:
         return 1.0
-    return 2.0 * np.count_nonzero(p & g) / (n_p + n_g)
+    return float(2.0 * np.count_nonzero(p & g) / (n_p + n_g))  # a Python float, as documented
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -211,6 +211,8 @@ def error_counts(pred, gt, band=None) -> dict[str, int]:
     ``fn_far``; a :func:`boundary_band` of ``gt``; without one, every error counts as far)."""
     pred, gt = _pair(pred, gt)
     fp, fn = pred & ~gt, gt & ~pred
-    far = ~band if band is not None else np.ones(gt.shape, bool)
-    return {"fp": int(np.count_nonzero(fp)), "fn": int(np.count_nonzero(fn)),
-            "fp_far": int(np.count_nonzero(fp & far)), "fn_far": int(np.count_nonzero(fn & far))}
+    n_fp, n_fn = int(np.count_nonzero(fp)), int(np.count_nonzero(fn))
+    if band is None:  # every error counts as far
+        return {"fp": n_fp, "fn": n_fn, "fp_far": n_fp, "fn_far": n_fn}
+    return {"fp": n_fp, "fn": n_fn, "fp_far": int(np.count_nonzero(fp & ~band)),
+            "fn_far": int(np.count_nonzero(fn & ~band))}
